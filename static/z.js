@@ -1,0 +1,78 @@
+/*! Zenovay tracker: no cookies, no dependencies. Docs: README "Tracker". */
+(function (w, d, nav) {
+  "use strict";
+  var tag = d.currentScript;
+  if (!tag) return;
+  var code = tag.getAttribute("data-code");
+  var api = (tag.getAttribute("data-api") || new URL(tag.src).origin) + "/e/collect";
+  var host = location.hostname;
+  var local = /^(localhost|127\.|\[?::1\]?$|0\.0\.0\.0)/.test(host) || location.protocol === "file:";
+  var off = !code || (local && !tag.hasAttribute("data-allow-localhost"));
+  try {
+    off = off || w.localStorage.getItem("zenovay_ignore") === "true";
+  } catch (e) {}
+  var shown = d.visibilityState === "visible" ? Date.now() : 0;
+  var engaged = 0;
+  var page = location.href;
+  var path = location.pathname;
+
+  function send(type, extra, url) {
+    if (off) return;
+    var body = { code: code, type: type, url: url || location.href, referrer: d.referrer || null };
+    for (var k in extra) body[k] = extra[k];
+    var json = JSON.stringify(body);
+    try {
+      if (nav.sendBeacon && nav.sendBeacon(api, json)) return;
+    } catch (e) {}
+    if (w.fetch) {
+      w.fetch(api, {
+        method: "POST",
+        body: json,
+        keepalive: true,
+        credentials: "omit",
+        headers: { "Content-Type": "text/plain" },
+      }).catch(function () {});
+    }
+  }
+
+  // Engaged time: how long the page was visible, sent when it is hidden or left.
+  function flush() {
+    if (shown) engaged += Date.now() - shown;
+    shown = 0;
+    if (engaged > 0) send("engagement", { engagedMs: engaged }, page);
+    engaged = 0;
+  }
+
+  // A new path is a new page; a new query string or hash alone is not.
+  function navigated() {
+    if (location.pathname === path) return;
+    flush();
+    if (d.visibilityState === "visible") shown = Date.now();
+    page = location.href;
+    path = location.pathname;
+    send("pageview");
+  }
+
+  ["pushState", "replaceState"].forEach(function (name) {
+    var original = history[name];
+    history[name] = function () {
+      var result = original.apply(this, arguments);
+      navigated();
+      return result;
+    };
+  });
+  w.addEventListener("popstate", navigated);
+  d.addEventListener("visibilitychange", function () {
+    if (d.visibilityState === "hidden") flush();
+    else shown = Date.now();
+  });
+  w.addEventListener("pagehide", flush);
+
+  // zenovay("signup", {plan: "pro"}) sends a custom event; calls queued before load are kept.
+  var queued = (w.zenovay && w.zenovay.q) || [];
+  w.zenovay = function (name, props) {
+    send("event", { name: String(name), props: props || null });
+  };
+  send("pageview");
+  for (var i = 0; i < queued.length; i++) w.zenovay.apply(w, queued[i]);
+})(window, document, navigator);

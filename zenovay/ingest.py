@@ -1,0 +1,330 @@
+"""The write path: validate -> identify -> store -> notify.
+
+`collect()` is what the HTTP view calls with the raw body; `record_event()` is the
+one place an event and its session are written, used by the view and by
+`manage.py simulate` alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from zenovay import clientinfo, ids, live, salts, shared_cache
+from zenovay.models import Event, Session, Website
+
+MAX_BODY_BYTES = 4096
+SESSION_GAP = dt.timedelta(minutes=30)
+MAX_ENGAGED_MS = 24 * 3600 * 1000
+MAX_PROPS = 30
+WEBSITE_CACHE_SECONDS = 60
+
+
+class IngestError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(IngestError):
+    pass
+
+
+class Forbidden(IngestError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(IngestError):
+    status = 404
+    code = "not_found"
+
+
+class PayloadTooLarge(IngestError):
+    status = 413
+    code = "payload_too_large"
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """HTTP facts about the sender, read by the view."""
+
+    ip: clientinfo.IPAddress | None
+    country: str
+    user_agent: str
+    do_not_track: bool = False
+
+
+@dataclass(slots=True)
+class Payload:
+    code: str
+    type: str
+    hostname: str
+    path: str
+    referrer_host: str = ""
+    utm_source: str = ""
+    utm_medium: str = ""
+    utm_campaign: str = ""
+    name: str = ""
+    props: dict[str, Any] | None = None
+    engaged_ms: int = 0
+    query: dict[str, list[str]] = field(default_factory=dict)
+
+
+def collect(*, body: bytes, client: Client, now: dt.datetime | None = None) -> str | None:
+    """Validate a raw collect body and record it; the reason when dropped on purpose."""
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The body is over {MAX_BODY_BYTES} bytes.")
+    payload = parse_payload(body)
+    website = website_by_code(payload.code)
+    if website is None:
+        raise NotFound("No enabled website has this tracking code.")
+    if not website.allows_host(payload.hostname):
+        raise Forbidden(f"The page's host is not {website.domain} or one of its hostnames.")
+    return record_event(website=website, payload=payload, client=client, now=now)
+
+
+def record_event(
+    *, website: Website, payload: Payload, client: Client, now: dt.datetime | None = None
+) -> str | None:
+    """Store one event and update its session; the reason when it is dropped on purpose."""
+    agent = clientinfo.parse_agent(client.user_agent)
+    if agent.is_bot:
+        return "bot"
+    if client.do_not_track and website.respect_dnt:
+        return "do_not_track"
+    if client.ip is not None and website.excludes_ip(client.ip):
+        return "excluded_ip"
+    now = now or timezone.now()
+    visitor = salts.visitor_id(
+        salt=salts.salt_for(now),
+        website_pk=website.pk,
+        ip=str(client.ip or ""),
+        user_agent=client.user_agent,
+    )
+    if payload.referrer_host and website.allows_host(payload.referrer_host):
+        payload.referrer_host = ""  # internal navigation is not a referral
+    facts = {
+        "country": client.country,
+        "device": agent.device,
+        "browser": agent.browser,
+        "os": agent.os,
+    }
+    with transaction.atomic():
+        session = _touch_session(website, visitor, payload, facts, now)
+        Event.objects.create(
+            website=website,
+            session=session,
+            ts=now,
+            type=payload.type,
+            visitor=visitor,
+            path=payload.path,
+            hostname=payload.hostname,
+            referrer_host=payload.referrer_host,
+            utm_source=payload.utm_source,
+            utm_medium=payload.utm_medium,
+            utm_campaign=payload.utm_campaign,
+            name=payload.name,
+            props=payload.props,
+            engaged_ms=payload.engaged_ms,
+            **facts,
+        )
+        transaction.on_commit(lambda: live.site_changed(website.pk), robust=True)
+    return None
+
+
+def _touch_session(
+    website: Website, visitor: int, payload: Payload, facts: dict[str, str], now: dt.datetime
+) -> Session | None:
+    """Extend the visitor's open session or start one; engagement alone starts none."""
+    session = (
+        Session.objects.select_for_update()
+        .filter(website=website, visitor=visitor, last_event_at__gte=now - SESSION_GAP)
+        .order_by("-last_event_at")
+        .first()
+    )
+    is_pageview = payload.type == Event.PAGEVIEW
+    if session is None:
+        if payload.type == Event.ENGAGEMENT:
+            return None
+        return Session.objects.create(
+            website=website,
+            visitor=visitor,
+            started_at=now,
+            last_event_at=now,
+            pageviews=int(is_pageview),
+            custom_events=int(payload.type == Event.CUSTOM),
+            entry_path=payload.path,
+            exit_path=payload.path if is_pageview else "",
+            referrer_host=payload.referrer_host,
+            utm_source=payload.utm_source,
+            utm_medium=payload.utm_medium,
+            utm_campaign=payload.utm_campaign,
+            **facts,
+        )
+    changes: dict[str, Any] = {"last_event_at": Greatest(F("last_event_at"), now)}
+    if is_pageview:
+        changes["pageviews"] = F("pageviews") + 1
+        changes["exit_path"] = payload.path
+    elif payload.type == Event.CUSTOM:
+        changes["custom_events"] = F("custom_events") + 1
+    Session.objects.filter(pk=session.pk).update(**changes)
+    return session
+
+
+# --- Website lookup, cached in the shared cache and invalidated on save.
+
+
+def website_cache_key(kind: str, value: str) -> str:
+    return f"website:{kind}:{value}"
+
+
+def website_by_code(code: str) -> Website | None:
+    """The enabled website with this tracking code; malformed codes never reach the database."""
+    if not ids.is_tracking_code(code):
+        return None
+    return _cached_website("code", code, tracking_code=code)
+
+
+def website_by_id(website_id: str) -> Website | None:
+    if not ids.is_website_id(website_id):
+        return None
+    return _cached_website("id", website_id, website_id=website_id)
+
+
+def _cached_website(kind: str, value: str, **lookup: str) -> Website | None:
+    key = website_cache_key(kind, value)
+    found = shared_cache.get(key)
+    if found is None:
+        found = Website.objects.filter(enabled=True, **lookup).first() or False
+        shared_cache.set(key, found, WEBSITE_CACHE_SECONDS)
+    return found or None
+
+
+# --- Payload parsing: everything from the internet is hostile.
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_payload(body: bytes) -> Payload:
+    try:
+        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest("The body is not valid UTF-8 JSON.") from None
+    if not isinstance(data, dict):
+        raise BadRequest("The body must be a JSON object.")
+    code = data.get("code")
+    if not isinstance(code, str):
+        raise BadRequest("'code' must be the website's tracking code.")
+    if not ids.is_tracking_code(code):
+        raise NotFound("No website has this tracking code.")
+    kind = data.get("type", Event.PAGEVIEW)
+    if kind not in (Event.PAGEVIEW, Event.ENGAGEMENT, Event.CUSTOM):
+        raise BadRequest("'type' must be 'pageview', 'engagement' or 'event'.")
+    url = _parse_url(data.get("url"))
+    query = parse_qs(url.query, keep_blank_values=False, max_num_fields=50)
+    payload = Payload(
+        code=code,
+        type=kind,
+        hostname=url.hostname or "",
+        path=clean_text(url.path or "/", 1024),
+        referrer_host=_referrer_host(data.get("referrer")),
+        utm_source=_first(query, "utm_source"),
+        utm_medium=_first(query, "utm_medium"),
+        utm_campaign=_first(query, "utm_campaign"),
+        query=query,
+    )
+    if kind == Event.CUSTOM:
+        payload.name = _event_name(data.get("name"))
+        payload.props = _props(data.get("props"))
+    if kind == Event.ENGAGEMENT:
+        payload.engaged_ms = _engaged_ms(data.get("engagedMs", 0))
+    return payload
+
+
+def _parse_url(value: object):
+    if not isinstance(value, str) or not value or len(value) > 2048:
+        raise BadRequest("'url' must be the page's http(s) URL, at most 2048 characters.")
+    try:
+        url = urlsplit(value)
+        hostname = url.hostname
+        url.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise BadRequest("'url' is not a valid URL.") from None
+    if url.scheme not in ("http", "https") or not hostname:
+        raise BadRequest("'url' must be an http or https URL with a host.")
+    return url
+
+
+def _referrer_host(value: object) -> str:
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or len(value) > 2048:
+        raise BadRequest("'referrer' must be a URL string or null.")
+    try:
+        host = urlsplit(value).hostname or ""
+    except ValueError:
+        return ""
+    host = host.removeprefix("www.")
+    return clean_text(host, 253)
+
+
+def _first(query: dict[str, list[str]], name: str) -> str:
+    values = query.get(name)
+    return clean_text(values[0], 100) if values else ""
+
+
+def _event_name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 100:
+        raise BadRequest("'name' must be a non-empty string of at most 100 characters.")
+    return clean_text(value.strip(), 100)
+
+
+def _props(value: object) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > MAX_PROPS:
+        raise BadRequest(f"'props' must be an object with at most {MAX_PROPS} keys.")
+    props: dict[str, Any] = {}
+    for key, item in value.items():
+        if len(key) > 100:
+            raise BadRequest("'props' keys are at most 100 characters.")
+        if isinstance(item, str):
+            item = clean_text(item, 500)
+        elif item is not None and not isinstance(item, bool | int | float):
+            raise BadRequest("'props' values must be strings, numbers, booleans or null.")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise BadRequest("'props' numbers must be finite.")
+        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) > 2**53:
+            raise BadRequest("'props' numbers must fit in a double.")
+        props[clean_text(key, 100)] = item
+    return props
+
+
+def _engaged_ms(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadRequest("'engagedMs' must be a number of milliseconds.")
+    if value < 0:
+        raise BadRequest("'engagedMs' cannot be negative.")
+    return min(int(value), MAX_ENGAGED_MS)
+
+
+def clean_text(value: str, limit: int) -> str:
+    """Drop NUL and lone surrogates (no database stores them) and cut to `limit`."""
+    value = value.replace("\x00", "")
+    value = value.encode("utf-8", "replace").decode("utf-8")
+    return value[:limit]

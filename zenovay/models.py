@@ -1,0 +1,211 @@
+"""Websites, their events and sessions, and the salts behind visitor identities."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from zenovay import ids
+
+DOMAIN_RE = re.compile(
+    r"(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*"
+)
+
+
+def normalize_domain(value: str) -> str:
+    """Lower-case a bare host name; raise ValidationError for anything else."""
+    domain = value.strip().lower().rstrip(".")
+    if domain.startswith("www."):
+        domain = domain[4:]
+    if not DOMAIN_RE.fullmatch(domain):
+        raise ValidationError(f"{value!r} is not a domain name (e.g. example.com).")
+    return domain
+
+
+def validate_domain(value: str) -> None:
+    normalize_domain(value)
+
+
+def validate_hostnames(value: str) -> None:
+    for host in split_lines(value):
+        validate_domain(host)
+
+
+def validate_timezone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{value!r} is not a time zone (e.g. Europe/Berlin).") from None
+
+
+def validate_networks(value: str) -> None:
+    for cidr in split_lines(value):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ValidationError(f"{cidr!r} is not an IP address or CIDR range.") from None
+
+
+def split_lines(value: str) -> list[str]:
+    return [item.strip() for item in re.split(r"[\s,]+", value or "") if item.strip()]
+
+
+class Website(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="websites",
+    )
+    name = models.CharField(max_length=100, blank=True)
+    domain = models.CharField(max_length=253, validators=[validate_domain])
+    extra_hostnames = models.TextField(
+        blank=True,
+        validators=[validate_hostnames],
+        help_text="Other host names whose pages may send events, one per line.",
+    )
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    tracking_code = models.CharField(
+        max_length=14, unique=True, default=ids.new_tracking_code, editable=False
+    )
+    website_id = models.CharField(
+        max_length=19, unique=True, default=ids.new_website_id, editable=False
+    )
+    enabled = models.BooleanField(default=True)
+    respect_dnt = models.BooleanField(
+        "honour Do Not Track", default=True, help_text="Drop events from browsers sending DNT: 1."
+    )
+    excluded_ips = models.TextField(
+        "excluded IP ranges",
+        blank=True,
+        validators=[validate_networks],
+        help_text="Addresses or CIDR ranges whose visits are not counted, one per line.",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "domain"]
+
+    def __str__(self) -> str:
+        return self.name or self.domain
+
+    def clean(self) -> None:
+        if self.domain:
+            self.domain = normalize_domain(self.domain)
+        self.extra_hostnames = "\n".join(
+            normalize_domain(h) for h in split_lines(self.extra_hostnames)
+        )
+        self.excluded_ips = "\n".join(split_lines(self.excluded_ips))
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.name:
+            self.name = self.domain
+        super().save(*args, **kwargs)
+
+    def regenerate_tracking_code(self) -> None:
+        """A new code; the old one stops working at once (see signals)."""
+        self._previous_tracking_code = self.tracking_code
+        self.tracking_code = ids.new_tracking_code()
+        self.save(update_fields=["tracking_code"])
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def allows_host(self, host: str) -> bool:
+        """The website's domain, any subdomain of it, or an extra hostname."""
+        host = host.lower().rstrip(".")
+        if host == self.domain or host.endswith("." + self.domain):
+            return True
+        return host in split_lines(self.extra_hostnames)
+
+    def excludes_ip(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        for cidr in split_lines(self.excluded_ips):
+            network = ipaddress.ip_network(cidr, strict=False)
+            if ip.version == network.version and ip in network:
+                return True
+        return False
+
+
+class Event(models.Model):
+    PAGEVIEW = "pageview"
+    ENGAGEMENT = "engagement"
+    CUSTOM = "event"
+    TYPES = [(PAGEVIEW, "Pageview"), (ENGAGEMENT, "Engagement"), (CUSTOM, "Custom event")]
+
+    website = models.ForeignKey(Website, on_delete=models.CASCADE, related_name="+")
+    session = models.ForeignKey("Session", on_delete=models.SET_NULL, null=True, related_name="+")
+    ts = models.DateTimeField()
+    type = models.CharField(max_length=10, choices=TYPES)
+    visitor = models.BigIntegerField(help_text="Keyed hash of website, IP and user agent.")
+    path = models.CharField(max_length=1024, blank=True)
+    hostname = models.CharField(max_length=253, blank=True)
+    referrer_host = models.CharField(max_length=253, blank=True)
+    utm_source = models.CharField(max_length=100, blank=True)
+    utm_medium = models.CharField(max_length=100, blank=True)
+    utm_campaign = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    device = models.CharField(max_length=10, blank=True)
+    browser = models.CharField(max_length=50, blank=True)
+    os = models.CharField(max_length=50, blank=True)
+    name = models.CharField(max_length=100, blank=True, help_text="Custom event name.")
+    props = models.JSONField(null=True, blank=True)
+    engaged_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["website", "ts"], name="event_site_ts"),
+            models.Index(fields=["website", "type", "ts"], name="event_site_type_ts"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.path or self.name} at {self.ts:%Y-%m-%d %H:%M:%S}"
+
+
+class Session(models.Model):
+    website = models.ForeignKey(Website, on_delete=models.CASCADE, related_name="+")
+    visitor = models.BigIntegerField()
+    started_at = models.DateTimeField()
+    last_event_at = models.DateTimeField()
+    pageviews = models.PositiveIntegerField(default=0)
+    custom_events = models.PositiveIntegerField(default=0)
+    entry_path = models.CharField(max_length=1024, blank=True)
+    exit_path = models.CharField(max_length=1024, blank=True)
+    referrer_host = models.CharField(max_length=253, blank=True)
+    utm_source = models.CharField(max_length=100, blank=True)
+    utm_medium = models.CharField(max_length=100, blank=True)
+    utm_campaign = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    device = models.CharField(max_length=10, blank=True)
+    browser = models.CharField(max_length=50, blank=True)
+    os = models.CharField(max_length=50, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["website", "started_at"], name="session_site_start"),
+            models.Index(fields=["website", "visitor", "last_event_at"], name="session_visitor"),
+        ]
+
+    def __str__(self) -> str:
+        return f"session of {self.visitor:x} from {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def duration(self) -> int:
+        return int((self.last_event_at - self.started_at).total_seconds())
+
+
+class Salt(models.Model):
+    """The secret behind visitor hashes for one rotation period; deleted once retired."""
+
+    period = models.CharField(max_length=16, unique=True)
+    secret = models.BinaryField(max_length=32)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"salt for {self.period}"

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import path, re_path
+
+from api import views as api_views
+from widgets import views as widget_views
+
+urlpatterns = [
+    path("z.js", widget_views.tracker_script, name="tracker"),
+    re_path(r"^e/collect/?$", api_views.collect, name="collect"),
+    path("healthz", api_views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "api.views.not_found"
+handler500 = "api.views.server_error"
