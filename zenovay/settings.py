@@ -131,6 +131,8 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "zenovay.sqlite3",
+            # A file, not memory, so that server processes started by tests share it.
+            "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
         }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

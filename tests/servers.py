@@ -1,0 +1,101 @@
+"""Start and stop real ASGI server processes on the test database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_database_url() -> str:
+    """The URL of the database pytest-django created, for other processes to use."""
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": test_database_url(),
+            "DJANGO_ALLOWED_HOSTS": "*",
+            "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+class ServerProcess:
+    """`daphne zenovay.asgi:application` on 127.0.0.1:port, waited for until it answers."""
+
+    def __init__(self, *, port: int, env: dict[str, str], server: str = "daphne") -> None:
+        self.port = port
+        self.env = env
+        self.server = server
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen | None = None
+        self.log = ROOT / "var" / f"server-{port}.log"
+
+    def command(self) -> list[str]:
+        if self.server == "uvicorn":
+            return [sys.executable, "-m", "uvicorn", "--port", str(self.port),
+                    "--host", "127.0.0.1", "--log-level", "warning", "zenovay.asgi:application"]
+        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                "-v", "0", "zenovay.asgi:application"]
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.log.parent.mkdir(exist_ok=True)
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1):
+                    return
+            except urllib.error.HTTPError:
+                return  # it answers, even if something behind it is down
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"server did not answer within {timeout}s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
