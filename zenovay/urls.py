@@ -5,6 +5,7 @@ from django.urls import path, re_path
 
 from api import views as api_views
 from widgets import views as widget_views
+from zenovay.settings import env_bool
 
 urlpatterns = [
     path("z.js", widget_views.tracker_script, name="tracker"),
@@ -12,6 +13,14 @@ urlpatterns = [
     path("healthz", api_views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]
+
+if env_bool("ZENOVAY_BENCH_VIEWS"):  # baselines for bench/ingest.py; off unless set
+    from api import bench_views
+
+    urlpatterns += [
+        path("bench/empty", bench_views.empty, name="bench-empty"),
+        path("bench/json", bench_views.accepted_json, name="bench-json"),
+    ]
 
 handler404 = "api.views.not_found"
 handler500 = "api.views.server_error"

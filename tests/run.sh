@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: sets up .venv, installs the project with
+# its dev extras, then runs every test twice:
+#   1. on the embedded default: SQLite, in-process cache and channel layer;
+#   2. on PostgreSQL with Redis for the cache, rate limits and channel layer.
+# Extra arguments go to pytest (e.g. `bash tests/run.sh -k collect`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "== installing chromium for the browser tests"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev]'
+
+PG_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
+REDIS=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+
+echo "== suite 1/2: SQLite, in-process layer"
+env -u DATABASE_URL -u REDIS_URL .venv/bin/python -m pytest "$@"
+
+echo "== suite 2/2: PostgreSQL + Redis ($PG_URL, $REDIS)"
+DATABASE_URL=$PG_URL REDIS_URL=$REDIS .venv/bin/python -m pytest "$@"
