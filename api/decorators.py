@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 
 from api.errors import json_error
+from zenovay import clientinfo, store
 
 log = logging.getLogger("zenovay.api")
 AsyncView = Callable[..., Awaitable[HttpResponse]]
@@ -70,3 +72,85 @@ def json_errors(view: AsyncView) -> AsyncView:
             return response
 
     return wrapper
+
+
+def client_key(request: HttpRequest) -> str:
+    ip, _ = clientinfo.client_ip(
+        request.META.get("REMOTE_ADDR"), request.headers.get("X-Forwarded-For")
+    )
+    return str(ip or "unknown")
+
+
+def rate_limited(endpoint: str, per_minute: int) -> Callable[[AsyncView], AsyncView]:
+    """Count every GET/HEAD per client IP and endpoint over a rolling minute; 429 past it."""
+
+    def decorator(view: AsyncView) -> AsyncView:
+        @functools.wraps(view)
+        async def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+            key = f"{endpoint}:{client_key(request)}"
+            verdict = await store.get_store().hit(key, per_minute)
+            if not verdict.allowed:
+                response = json_error(
+                    429, f"Over {per_minute} requests a minute; retry in {verdict.retry_after}s."
+                )
+                response["Retry-After"] = str(verdict.retry_after)
+                return response
+            return await view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def cached(endpoint: str, ttl: int, variant: Callable[[HttpRequest], str] | None = None):
+    """One body per id for `ttl` seconds across all processes, with ETag and 304.
+
+    The first process to compute a body stores it with SET NX; everyone else gets
+    exactly those bytes, so `timestamp` is identical within the TTL. Not-found
+    answers are cached too, so floods of made-up ids do not reach the database.
+    """
+
+    def decorator(view: AsyncView) -> AsyncView:
+        @functools.wraps(view)
+        async def wrapper(request: HttpRequest, ident: str, **kwargs: object) -> HttpResponse:
+            key = store.response_key(endpoint, ident, variant(request) if variant else "")
+            backend = store.get_store()
+            packed = await backend.get(key)
+            if packed is None:
+                fresh = await view(request, ident, **kwargs)
+                if fresh.status_code not in (200, 404):
+                    return fresh  # errors such as 503 are never cached
+                packed = await backend.add(key, _pack(fresh), ttl)
+            return _unpack(request, packed, ttl)
+
+        return wrapper
+
+    return decorator
+
+
+def _pack(response: HttpResponse) -> bytes:
+    etag = '"' + hashlib.blake2b(response.content, digest_size=10).hexdigest() + '"'
+    return f"{response.status_code} {etag}\n".encode() + response.content
+
+
+def _unpack(request: HttpRequest, packed: bytes, ttl: int) -> HttpResponse:
+    head, _, body = packed.partition(b"\n")
+    status, etag = head.decode().split(" ", 1)
+    if status == "200" and etag in _if_none_match(request):
+        response = HttpResponseNotModified()
+    else:
+        response = HttpResponse(
+            b"" if request.method == "HEAD" else body,
+            status=int(status),
+            content_type="application/json",
+        )
+        response["Content-Length"] = str(len(body))
+    if status == "200":
+        response["ETag"] = etag
+        response["Cache-Control"] = f"public, max-age={ttl}"
+    return response
+
+
+def _if_none_match(request: HttpRequest) -> set[str]:
+    header = request.headers.get("If-None-Match", "")
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}

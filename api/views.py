@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -10,9 +12,16 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as django_server_error
 
-from api.decorators import add_cors_headers, allow_methods, cors, json_errors
+from api.decorators import (
+    add_cors_headers,
+    allow_methods,
+    cached,
+    cors,
+    json_errors,
+    rate_limited,
+)
 from api.errors import is_api_path, json_error
-from zenovay import clientinfo, health, ingest
+from zenovay import clientinfo, health, ids, ingest, metrics
 
 
 def client_of(request: HttpRequest) -> ingest.Client:
@@ -53,7 +62,9 @@ async def collect(request: HttpRequest) -> HttpResponse:
 async def healthz(request: HttpRequest) -> HttpResponse:
     report = await health.check()
     ok = all(state in ("ok", "disabled") for state in report.values())
-    return JsonResponse({"status": "ok" if ok else "unavailable", **report}, status=200 if ok else 503)
+    return JsonResponse(
+        {"status": "ok" if ok else "unavailable", **report}, status=200 if ok else 503
+    )
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -67,3 +78,88 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if is_api_path(request):
         return add_cors_headers(json_error(503, "Something went wrong on our side; try again."))
     return django_server_error(request)
+
+
+# --- The four public read endpoints.
+
+NOT_FOUND = "No enabled website has this id."
+
+
+def _live(code: str) -> metrics.LiveSnapshot | None:
+    website = ingest.website_by_code(code)
+    return metrics.live(website) if website else None
+
+
+def _realtime(website_id: str) -> metrics.RealtimeSnapshot | None:
+    website = ingest.website_by_id(website_id)
+    return metrics.realtime(website) if website else None
+
+
+def _stats(code: str, period: metrics.Period) -> metrics.StatsSnapshot | None:
+    website = ingest.website_by_code(code)
+    return metrics.stats(website, period) if website else None
+
+
+def _status(code: str) -> metrics.StatusSnapshot | None:
+    website = ingest.website_by_code(code)
+    return metrics.status(website) if website else None
+
+
+def _answer(snapshot: Mapping[str, object] | None) -> HttpResponse:
+    if snapshot is None:
+        return json_error(404, NOT_FOUND)
+    return JsonResponse(snapshot)
+
+
+def read_endpoint(name: str, ttl: int, per_minute: int, variant=None):
+    """The decorator stack every public read endpoint shares, outermost first."""
+
+    def decorate(view):
+        for decorator in reversed(
+            [
+                cors,
+                json_errors,
+                allow_methods("GET", "HEAD"),
+                rate_limited(name, per_minute),
+                cached(name, ttl, variant),
+            ]
+        ):
+            view = decorator(view)
+        return view
+
+    return decorate
+
+
+def _period(request: HttpRequest) -> str:
+    return request.GET.get("period", "today")
+
+
+@read_endpoint("live", ttl=5, per_minute=1000)
+async def live(request: HttpRequest, ident: str) -> HttpResponse:
+    if not ids.is_tracking_code(ident):
+        return json_error(404, NOT_FOUND)
+    return _answer(await sync_to_async(_live)(ident))
+
+
+@read_endpoint("realtime", ttl=10, per_minute=500)
+async def realtime(request: HttpRequest, ident: str) -> HttpResponse:
+    if not ids.is_website_id(ident):
+        return json_error(404, NOT_FOUND)
+    return _answer(await sync_to_async(_realtime)(ident))
+
+
+@read_endpoint("stats", ttl=30, per_minute=500, variant=_period)
+async def stats(request: HttpRequest, ident: str) -> HttpResponse:
+    period = _period(request)
+    if period not in metrics.PERIODS:
+        return json_error(400, "'period' must be today, week or month.")
+    if not ids.is_tracking_code(ident):
+        return json_error(404, NOT_FOUND)
+    return _answer(await sync_to_async(_stats)(ident, period))
+
+
+@read_endpoint("status", ttl=60, per_minute=100)
+async def status(request: HttpRequest, ident: str) -> HttpResponse:
+    if not ids.is_tracking_code(ident):
+        return json_error(404, NOT_FOUND)
+    return _answer(await sync_to_async(_status)(ident))

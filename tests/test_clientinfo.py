@@ -78,21 +78,29 @@ def test_unknown_or_garbage_country_headers_mean_unknown(proxies, header):
         (
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
             "Chrome/131.0.0.0 Safari/537.36",
-            "desktop", "Chrome", "Windows",
+            "desktop",
+            "Chrome",
+            "Windows",
         ),
         (
             "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
             "Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
-            "tablet", "Mobile Safari", "iOS",
+            "tablet",
+            "Mobile Safari",
+            "iOS",
         ),
         (
             "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
             "Chrome/131.0.0.0 Mobile Safari/537.36",
-            "mobile", "Chrome Mobile", "Android",
+            "mobile",
+            "Chrome Mobile",
+            "Android",
         ),
         (
             "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.1; rv:132.0) Gecko/20100101 Firefox/132.0",
-            "desktop", "Firefox", "Mac OS X",
+            "desktop",
+            "Firefox",
+            "Mac OS X",
         ),
     ],
 )

@@ -25,7 +25,12 @@ def post(async_client):
 
 
 def pageview(website, **fields):
-    return {"code": website.tracking_code, "type": "pageview", "url": "https://shop.example/", **fields}
+    return {
+        "code": website.tracking_code,
+        "type": "pageview",
+        "url": "https://shop.example/",
+        **fields,
+    }
 
 
 async def test_a_beacon_with_text_plain_is_recorded(post, website):
@@ -86,7 +91,9 @@ async def test_a_wrong_field_type_gets_400(post, website):
 
 
 async def test_a_non_http_url_gets_400(post, website):
-    error(await post(pageview(website, url="javascript:alert(1)//shop.example")), 400, "bad_request")
+    error(
+        await post(pageview(website, url="javascript:alert(1)//shop.example")), 400, "bad_request"
+    )
 
 
 async def test_a_foreign_host_gets_403(post, website):

@@ -44,16 +44,17 @@ def test_a_pageview_is_stored_with_path_device_and_country(website, now):
     event = Event.objects.get()
     assert (event.type, event.path, event.hostname) == ("pageview", "/pricing", "shop.example")
     assert (event.country, event.device, event.browser, event.os) == (
-        "GB", "desktop", "Chrome", "Linux"
+        "GB",
+        "desktop",
+        "Chrome",
+        "Linux",
     )
     assert event.ts == now
 
 
 def test_no_raw_ip_or_user_agent_is_stored(website, now):
     send(website, now)
-    stored = json.dumps(
-        [list(Event.objects.values()), list(Session.objects.values())], default=str
-    )
+    stored = json.dumps([list(Event.objects.values()), list(Session.objects.values())], default=str)
     assert "81.2.69.160" not in stored
     assert "AppleWebKit" not in stored
 
@@ -206,7 +207,12 @@ def test_an_ignored_event_does_not_mark_the_site_changed(
 
 @pytest.mark.parametrize(
     "url",
-    ["https://shop.example/", "http://www.shop.example/x", "https://a.b.shop.example/", "https://SHOP.example/"],
+    [
+        "https://shop.example/",
+        "http://www.shop.example/x",
+        "https://a.b.shop.example/",
+        "https://SHOP.example/",
+    ],
 )
 def test_the_domain_and_its_subdomains_are_accepted(website, now, url):
     assert send(website, now, url=url) is None

@@ -43,7 +43,5 @@ async def _bounded(check, fallback: str = "down") -> str:
 
 
 async def check() -> dict[str, str]:
-    database, redis = await asyncio.gather(
-        _bounded(sync_to_async(_database)()), _bounded(_redis())
-    )
+    database, redis = await asyncio.gather(_bounded(sync_to_async(_database)()), _bounded(_redis()))
     return {"database": database, "redis": redis}

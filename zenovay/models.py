@@ -12,9 +12,7 @@ from django.db import models
 
 from zenovay import ids
 
-DOMAIN_RE = re.compile(
-    r"(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*"
-)
+DOMAIN_RE = re.compile(r"(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*")
 
 
 def normalize_domain(value: str) -> str:
@@ -95,6 +93,11 @@ class Website(models.Model):
     def __str__(self) -> str:
         return self.name or self.domain
 
+    def save(self, *args, **kwargs) -> None:
+        if not self.name:
+            self.name = self.domain
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
         if self.domain:
             self.domain = normalize_domain(self.domain)
@@ -102,11 +105,6 @@ class Website(models.Model):
             normalize_domain(h) for h in split_lines(self.extra_hostnames)
         )
         self.excluded_ips = "\n".join(split_lines(self.excluded_ips))
-
-    def save(self, *args, **kwargs) -> None:
-        if not self.name:
-            self.name = self.domain
-        super().save(*args, **kwargs)
 
     def regenerate_tracking_code(self) -> None:
         """A new code; the old one stops working at once (see signals)."""

@@ -1,21 +1,29 @@
-"""Keep the cached website lookups honest: a saved or deleted website is forgotten at once."""
+"""Keep cached lookups honest: a saved or deleted website is forgotten at once.
+
+That is what makes a regenerated tracking code, or a disabled website, stop
+working immediately in every server process sharing the cache.
+"""
 
 from __future__ import annotations
 
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from zenovay import shared_cache
+from zenovay import shared_cache, store
 from zenovay.ingest import website_cache_key
 from zenovay.models import Website
 
 
 @receiver([post_save, post_delete], sender=Website)
 def forget_website(sender: type[Website], instance: Website, **kwargs: object) -> None:
-    keys = [
-        website_cache_key("code", instance.tracking_code),
-        website_cache_key("id", instance.website_id),
-    ]
+    codes = [instance.tracking_code]
     if old := getattr(instance, "_previous_tracking_code", None):
-        keys.append(website_cache_key("code", old))
-    shared_cache.delete_many(keys)
+        codes.append(old)
+    shared_cache.delete_many(
+        [website_cache_key("code", code) for code in codes]
+        + [website_cache_key("id", instance.website_id)]
+    )
+    keys: list[str] = []
+    for code in codes:
+        keys += store.website_response_keys(code, instance.website_id)
+    store.get_store().delete(keys)

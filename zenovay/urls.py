@@ -10,6 +10,10 @@ from zenovay.settings import env_bool
 urlpatterns = [
     path("z.js", widget_views.tracker_script, name="tracker"),
     re_path(r"^e/collect/?$", api_views.collect, name="collect"),
+    re_path(r"^e/live/(?P<ident>[^/]+)/?$", api_views.live, name="api-live"),
+    re_path(r"^e/realtime/(?P<ident>[^/]+)/?$", api_views.realtime, name="api-realtime"),
+    re_path(r"^e/stats/(?P<ident>[^/]+)/?$", api_views.stats, name="api-stats"),
+    re_path(r"^e/(?P<ident>[^/]+)/status/?$", api_views.status, name="api-status"),
     path("healthz", api_views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

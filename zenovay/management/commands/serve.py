@@ -28,7 +28,7 @@ class Command(BaseCommand):
     def _ensure_admin(self, addrport: str) -> None:
         users = get_user_model().objects
         if users.filter(is_superuser=True).exists():
-            self.stdout.write("Sign in at http://%s/admin/ with your existing account." % addrport)
+            self.stdout.write(f"Sign in at http://{addrport}/admin/ with your existing account.")
             return
         password = secrets.token_urlsafe(12)
         users.create_superuser("admin", email="", password=password)

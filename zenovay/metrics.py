@@ -1,0 +1,296 @@
+"""The read path: one function per snapshot, returning JSON-ready TypedDicts.
+
+Every number the API, the widgets and the dashboard show is defined here once,
+following the contract's metric definitions. Queries are bounded by time: a
+snapshot reads the current window, today and yesterday, or the requested
+period, never the site's whole history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Literal, TypedDict
+
+from django.db.models import Avg, Count, Exists, F, OuterRef, Q, Sum
+from django.utils import timezone
+
+from zenovay.countries import country_name
+from zenovay.models import Event, Session, Website
+
+WINDOW = dt.timedelta(seconds=300)
+ACTIVE_WITHIN = dt.timedelta(hours=24)
+TOP = 10
+Period = Literal["today", "week", "month"]
+PERIODS: tuple[Period, ...] = ("today", "week", "month")
+
+
+class LiveSnapshot(TypedDict):
+    liveCount: int
+    timestamp: str
+
+
+class Trend(TypedDict):
+    current: int
+    today: int
+    change: float
+
+
+class CountryCount(TypedDict):
+    code: str
+    name: str
+    count: int
+
+
+class PageCount(TypedDict):
+    path: str
+    visitors: int
+
+
+class RealtimeSnapshot(TypedDict):
+    visitors: Trend
+    pageViews: Trend
+    countries: list[CountryCount]
+    topPages: list[PageCount]
+    timestamp: str
+
+
+class VisitorCounts(TypedDict):
+    live: int
+    today: int
+    week: int
+    month: int
+
+
+class StatsSnapshot(TypedDict):
+    visitors: VisitorCounts
+    bounceRate: float
+    avgSessionDuration: int
+    pagesPerSession: float
+    newVisitorRate: float
+    returningVisitorRate: float
+    timestamp: str
+
+
+class StatusSnapshot(TypedDict):
+    active: bool
+    tracking_code: str
+    domain: str
+    last_event: str | None
+
+
+# --- Snapshots
+
+
+def live(website: Website, now: dt.datetime | None = None) -> LiveSnapshot:
+    now = _now(now)
+    return {"liveCount": _window(website, now).visitors, "timestamp": iso(now)}
+
+
+def realtime(website: Website, now: dt.datetime | None = None) -> RealtimeSnapshot:
+    now = _now(now)
+    window = _window(website, now)
+    start = day_start(now, website)
+    y_start, y_end = _yesterday_span(now, website)
+    today_visitors, today_views = _pageview_totals(website, start, now)
+    y_visitors, y_views = _pageview_totals(website, y_start, y_end)
+    return {
+        "visitors": {
+            "current": window.visitors,
+            "today": today_visitors,
+            "change": change(today_visitors, y_visitors),
+        },
+        "pageViews": {
+            "current": window.pageviews,
+            "today": today_views,
+            "change": change(today_views, y_views),
+        },
+        "countries": window.countries,
+        "topPages": window.top_pages,
+        "timestamp": iso(now),
+    }
+
+
+def stats(
+    website: Website, period: Period = "today", now: dt.datetime | None = None
+) -> StatsSnapshot:
+    now = _now(now)
+    since = period_start(now, website, period)
+    sessions = _session_figures(website, since, now)
+    return {
+        "visitors": {
+            "live": _window(website, now).visitors,
+            "today": _pageview_totals(website, day_start(now, website), now)[0],
+            "week": _distinct_visitors(website, period_start(now, website, "week"), now),
+            "month": _distinct_visitors(website, period_start(now, website, "month"), now),
+        },
+        **sessions,
+        "timestamp": iso(now),
+    }
+
+
+def status(website: Website, now: dt.datetime | None = None) -> StatusSnapshot:
+    now = _now(now)
+    last = last_event_at(website)
+    return {
+        "active": website.enabled and last is not None and last > now - ACTIVE_WITHIN,
+        "tracking_code": website.tracking_code,
+        "domain": website.domain,
+        "last_event": iso(last) if last else None,
+    }
+
+
+# --- Shared pieces
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    # Not truncated: an event 0.5 s old must be in the window; `iso()` drops the fraction.
+    return now or timezone.now()
+
+
+def change(today: int, yesterday: int) -> float:
+    """Percent change against yesterday's same span; 0.0 or 100.0 when yesterday had none."""
+    if yesterday == 0:
+        return 0.0 if today == 0 else 100.0
+    return round(100 * (today - yesterday) / yesterday, 1)
+
+
+def day_start(now: dt.datetime, website: Website) -> dt.datetime:
+    """00:00 today in the website's time zone."""
+    local = now.astimezone(website.zone)
+    return dt.datetime.combine(local.date(), dt.time(), tzinfo=website.zone)
+
+
+def period_start(now: dt.datetime, website: Website, period: Period) -> dt.datetime:
+    local_day = now.astimezone(website.zone).date()
+    if period == "week":
+        local_day -= dt.timedelta(days=local_day.weekday())  # ISO weeks start on Monday
+    elif period == "month":
+        local_day = local_day.replace(day=1)
+    return dt.datetime.combine(local_day, dt.time(), tzinfo=website.zone)
+
+
+def _yesterday_span(now: dt.datetime, website: Website) -> tuple[dt.datetime, dt.datetime]:
+    """Yesterday 00:00 up to yesterday at the current wall-clock time, both local."""
+    local = now.astimezone(website.zone)
+    yesterday = local.date() - dt.timedelta(days=1)
+    start = dt.datetime.combine(yesterday, dt.time(), tzinfo=website.zone)
+    end = dt.datetime.combine(yesterday, local.time(), tzinfo=website.zone)
+    return start, end
+
+
+class _Window:
+    """The current 300 seconds: who is here, what they look at, where they are."""
+
+    def __init__(self, rows: list[tuple[int, str, str, str]]) -> None:
+        latest_country: dict[int, str] = {}
+        latest_page: dict[int, str] = {}
+        self.pageviews = 0
+        for visitor, kind, path, country in rows:  # oldest first, so later rows win
+            latest_country[visitor] = country
+            if kind == Event.PAGEVIEW:
+                latest_page[visitor] = path
+                self.pageviews += 1
+        self.visitors = len(latest_country)
+        countries = Counter(code for code in latest_country.values() if code)
+        pages = Counter(latest_page.values())
+        self.countries: list[CountryCount] = [
+            {"code": code, "name": country_name(code), "count": count}
+            for code, count in _top(countries)
+        ]
+        self.top_pages: list[PageCount] = [
+            {"path": path, "visitors": count} for path, count in _top(pages)
+        ]
+
+
+def _top(counter: Counter[str]) -> list[tuple[str, int]]:
+    return sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:TOP]
+
+
+def _window(website: Website, now: dt.datetime) -> _Window:
+    rows = (
+        Event.objects.filter(website=website, ts__gt=now - WINDOW, ts__lte=now)
+        .order_by("ts", "id")
+        .values_list("visitor", "type", "path", "country")
+    )
+    return _Window(list(rows))
+
+
+def _pageviews(website: Website, since: dt.datetime, until: dt.datetime):
+    return Event.objects.filter(website=website, type=Event.PAGEVIEW, ts__gte=since, ts__lte=until)
+
+
+def _pageview_totals(website: Website, since: dt.datetime, until: dt.datetime) -> tuple[int, int]:
+    """(distinct visitors with a pageview, pageviews) in [since, until]."""
+    totals = _pageviews(website, since, until).aggregate(
+        visitors=Count("visitor", distinct=True), views=Count("id")
+    )
+    return totals["visitors"], totals["views"]
+
+
+def _distinct_visitors(website: Website, since: dt.datetime, until: dt.datetime) -> int:
+    return _pageview_totals(website, since, until)[0]
+
+
+class _SessionFigures(TypedDict):
+    bounceRate: float
+    avgSessionDuration: int
+    pagesPerSession: float
+    newVisitorRate: float
+    returningVisitorRate: float
+
+
+def _session_figures(website: Website, since: dt.datetime, until: dt.datetime) -> _SessionFigures:
+    """Bounce rate, duration, depth and new vs returning for sessions started in [since, until]."""
+    sessions = Session.objects.filter(website=website, started_at__gte=since, started_at__lte=until)
+    totals = sessions.aggregate(
+        count=Count("id"),
+        bounces=Count("id", filter=Q(pageviews=1, custom_events=0)),
+        pageviews=Sum("pageviews"),
+        duration=Avg(F("last_event_at") - F("started_at")),
+        visitors=Count("visitor", distinct=True),
+    )
+    count = totals["count"]
+    if count == 0:
+        return {
+            "bounceRate": 0.0,
+            "avgSessionDuration": 0,
+            "pagesPerSession": 0.0,
+            "newVisitorRate": 0.0,
+            "returningVisitorRate": 0.0,
+        }
+    returning = _returning_visitors(website, sessions, since)
+    returning_rate = round(returning / totals["visitors"], 2)
+    return {
+        "bounceRate": round(totals["bounces"] / count, 2),
+        "avgSessionDuration": round(_seconds(totals["duration"])),
+        "pagesPerSession": round((totals["pageviews"] or 0) / count, 1),
+        "newVisitorRate": round(1 - returning_rate, 2),
+        "returningVisitorRate": returning_rate,
+    }
+
+
+def _returning_visitors(website: Website, sessions, since: dt.datetime) -> int:
+    """Visitors of the period who had a session before it began (same salt period only)."""
+    earlier = Session.objects.filter(
+        website=website, visitor=OuterRef("visitor"), started_at__lt=since
+    )
+    return sessions.filter(Exists(earlier)).values("visitor").distinct().count()
+
+
+def _seconds(value: dt.timedelta | float | None) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return float(value) / 1_000_000  # SQLite hands back microseconds
+
+
+def last_event_at(website: Website) -> dt.datetime | None:
+    return (
+        Event.objects.filter(website=website).order_by("-ts").values_list("ts", flat=True).first()
+    )

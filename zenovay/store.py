@@ -1,0 +1,219 @@
+"""Shared short-lived state for the hot read path: cached responses and rate-limit logs.
+
+With `REDIS_URL` set it lives in Redis (so every server process sees the same
+cached body and the same counts), spoken to with redis.asyncio so the event
+loop never waits on a thread; without it, in this process's memory.
+
+Redis failing must not take the API down: after an error the store is skipped
+for a few seconds (responses are computed from the database, rate limits fail
+open) instead of each request waiting for a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import math
+import os
+import time
+import weakref
+from dataclasses import dataclass
+
+from django.conf import settings
+
+log = logging.getLogger("zenovay.store")
+BREAK_SECONDS = 5.0
+MAX_LOG = 20_000  # entries kept per rate-limit key: bounds memory under a flood
+
+
+class _Breaker:
+    """Skip Redis for a while after it fails, so an outage costs one timeout, not one each."""
+
+    def __init__(self) -> None:
+        self.until = 0.0
+
+    @property
+    def open(self) -> bool:
+        return time.monotonic() < self.until
+
+    def trip(self, exc: BaseException) -> None:
+        if not self.open:
+            log.warning("Redis unavailable for %.0fs, going without it: %r", BREAK_SECONDS, exc)
+        self.until = time.monotonic() + BREAK_SECONDS
+
+
+breaker = _Breaker()
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    allowed: bool
+    retry_after: int  # whole seconds, at least 1 when not allowed
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[float, bytes]] = {}
+        self._logs: dict[str, collections.deque[float]] = {}
+
+    async def get(self, key: str) -> bytes | None:
+        item = self._values.get(key)
+        if item is None or item[0] <= time.monotonic():
+            return None
+        return item[1]
+
+    async def add(self, key: str, value: bytes, ttl: float) -> bytes:
+        """Store unless a live value exists; return whichever value is stored."""
+        current = await self.get(key)
+        if current is not None:
+            return current
+        if len(self._values) > 50_000:
+            self._sweep()
+        self._values[key] = (time.monotonic() + ttl, value)
+        return value
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self._values.pop(key, None)
+
+    async def hit(self, key: str, limit: int, window: float = 60.0) -> Limit:
+        now = time.monotonic()
+        entries = self._logs.setdefault(key, collections.deque(maxlen=MAX_LOG))
+        while entries and entries[0] <= now - window:
+            entries.popleft()
+        entries.append(now)
+        return _verdict(entries, limit, window, now)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, (expires, _) in self._values.items() if expires <= now]:
+            del self._values[key]
+        for key in [
+            k for k, entries in self._logs.items() if not entries or entries[-1] < now - 60
+        ]:
+            del self._logs[key]
+
+
+def _verdict(entries, limit: int, window: float, now: float) -> Limit:
+    """Every request counts, refused ones too; retry once enough old ones have aged out."""
+    count = len(entries)
+    if count <= limit:
+        return Limit(True, 0)
+    oldest_blocking = entries[count - limit]
+    return Limit(False, max(1, math.ceil(oldest_blocking + window - now)))
+
+
+_HIT_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[5]) - 1)
+redis.call('PEXPIRE', KEYS[1], math.ceil(ARGV[2] * 1000) + 1000)
+local count = redis.call('ZCARD', KEYS[1])
+local limit = tonumber(ARGV[3])
+if count <= limit then return {count, '0'} end
+local blocking = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+return {count, blocking[2]}
+"""
+
+
+class RedisStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.prefix = "zenovay:store:"
+        self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._sequence = 0
+
+    def _client(self):
+        import redis.asyncio as aioredis
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = aioredis.from_url(
+                self.url, socket_connect_timeout=0.5, socket_timeout=0.5, health_check_interval=10
+            )
+            self._clients[loop] = client
+        return client
+
+    async def get(self, key: str) -> bytes | None:
+        if breaker.open:
+            return None
+        try:
+            return await self._client().get(self.prefix + key)
+        except Exception as exc:  # any Redis failure means "not cached"
+            breaker.trip(exc)
+            return None
+
+    async def add(self, key: str, value: bytes, ttl: float) -> bytes:
+        if breaker.open:
+            return value
+        try:
+            client = self._client()
+            if await client.set(self.prefix + key, value, px=int(ttl * 1000), nx=True):
+                return value
+            return await client.get(self.prefix + key) or value
+        except Exception as exc:
+            breaker.trip(exc)
+            return value
+
+    def delete(self, keys: list[str]) -> None:
+        import redis
+
+        if not keys:
+            return
+        try:
+            client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5, socket_timeout=0.5)
+            client.delete(*(self.prefix + key for key in keys))
+            client.close()
+        except Exception as exc:
+            breaker.trip(exc)
+
+    async def hit(self, key: str, limit: int, window: float = 60.0) -> Limit:
+        if breaker.open:
+            return Limit(True, 0)  # fail open: no rate limit beats no API
+        self._sequence += 1
+        now = time.time()
+        member = f"{now:.6f}:{os.getpid()}:{self._sequence}"
+        try:
+            count, blocking = await self._client().eval(
+                _HIT_SCRIPT, 1, self.prefix + "rl:" + key, now, window, limit, member, MAX_LOG
+            )
+        except Exception as exc:
+            breaker.trip(exc)
+            return Limit(True, 0)
+        if int(count) <= limit:
+            return Limit(True, 0)
+        return Limit(False, max(1, math.ceil(float(blocking) + window - now)))
+
+
+_stores: dict[str, MemoryStore | RedisStore] = {}
+
+
+def get_store() -> MemoryStore | RedisStore:
+    url = settings.REDIS_URL
+    store = _stores.get(url)
+    if store is None:
+        store = _stores[url] = RedisStore(url) if url else MemoryStore()
+    return store
+
+
+def reset() -> None:
+    """Forget everything held in this process (tests)."""
+    _stores.clear()
+    breaker.until = 0.0
+
+
+def response_key(endpoint: str, ident: str, variant: str = "") -> str:
+    return f"resp:{endpoint}:{ident}:{variant}"
+
+
+def website_response_keys(tracking_code: str, website_id: str) -> list[str]:
+    """Every cached API answer about one website, to drop when it changes."""
+    keys = [
+        response_key("live", tracking_code),
+        response_key("status", tracking_code),
+        response_key("realtime", website_id),
+    ]
+    keys += [response_key("stats", tracking_code, period) for period in ("today", "week", "month")]
+    return keys
