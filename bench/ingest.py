@@ -51,7 +51,8 @@ ENDPOINT_PATHS = {"empty": "/bench/empty", "json": "/bench/json", "collect": "/e
 def ensure_venv() -> None:
     """Re-run under the project's virtualenv unless already there."""
     if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != VENV_PYTHON.parent.parent.resolve():
-        os.execv(VENV_PYTHON, [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
+        argv = [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]]
+        os.execv(VENV_PYTHON, argv)  # noqa: S606 - our own interpreter, fixed arguments
 
 
 @dataclass
@@ -95,7 +96,7 @@ class DatabaseResult:
 # --- Databases: each yields the environment a server process needs to use it.
 
 
-def base_env(server_env: dict[str, str], redis_url: str) -> dict[str, str]:
+def base_env(db_env: dict[str, str], redis_url: str, extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(
         {
@@ -110,7 +111,8 @@ def base_env(server_env: dict[str, str], redis_url: str) -> dict[str, str]:
     )
     if redis_url:
         env["REDIS_URL"] = redis_url
-    env.update(server_env)
+    env.update(db_env)
+    env.update(extra)
     return env
 
 
@@ -163,7 +165,11 @@ def postgres_database(url: str, keep: bool) -> Iterator[dict[str, str]]:
 def manage(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
@@ -192,9 +198,21 @@ def process_cpu_seconds(pid: int) -> float:
 
 def wrk(url: str, lua_args: list[str], *, seconds: int, connections: int, threads: int) -> dict:
     command = [
-        "wrk", "--latency", "--timeout", "10s",
-        "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
-        "-s", str(LUA_SCRIPT), url, "--", *lua_args,
+        "wrk",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds}s",
+        "-s",
+        str(LUA_SCRIPT),
+        url,
+        "--",
+        *lua_args,
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     for line in done.stdout.splitlines():
@@ -212,16 +230,31 @@ class Load:
     visitors: int
 
 
-def measure(
-    database: str, endpoint: str, base_url: str, code: str, load: Load, pid: int
-) -> Run:
-    url = base_url + ENDPOINT_PATHS[endpoint]
-    lua_args = [endpoint, code, DOMAIN, str(load.visitors)]
+def lua_args(endpoint: str, code: str, load: Load) -> list[str]:
+    return [endpoint, code, DOMAIN, str(load.visitors)]
+
+
+def warm_up(endpoint: str, base_url: str, code: str, load: Load) -> None:
     if load.warmup:
-        wrk(url, lua_args, seconds=load.warmup, connections=load.connections, threads=load.threads)
+        wrk(
+            base_url + ENDPOINT_PATHS[endpoint],
+            lua_args(endpoint, code, load),
+            seconds=load.warmup,
+            connections=load.connections,
+            threads=load.threads,
+        )
+
+
+def measure(database: str, endpoint: str, base_url: str, code: str, load: Load, pid: int) -> Run:
+    url = base_url + ENDPOINT_PATHS[endpoint]
     cpu_before = process_cpu_seconds(pid)
-    result = wrk(url, lua_args, seconds=load.seconds, connections=load.connections,
-                 threads=load.threads)
+    result = wrk(
+        url,
+        lua_args(endpoint, code, load),
+        seconds=load.seconds,
+        connections=load.connections,
+        threads=load.threads,
+    )
     cpu = process_cpu_seconds(pid) - cpu_before
     requests = result["requests"]
     seconds = result["duration_us"] / 1e6
@@ -243,10 +276,9 @@ def measure(
 def bench_database(
     database: str, db_env: dict[str, str], args: argparse.Namespace, load: Load
 ) -> DatabaseResult:
-    sys.path.insert(0, str(ROOT))
-    from tests.servers import ServerProcess, free_port
+    from tests.servers import ServerProcess, free_port  # needs ROOT on sys.path, see main
 
-    env = base_env(db_env, args.redis_url)
+    env = base_env(db_env, args.redis_url, args.env)
     code = prepare(env)
     server = ServerProcess(port=free_port(), env=env, server=args.server)
     server.start()
@@ -255,20 +287,17 @@ def bench_database(
         assert server.proc is not None
         for endpoint in args.endpoints:
             print(f"  {database}: {endpoint} for {load.seconds}s ...", flush=True)
+            warm_up(endpoint, server.url, code, load)
+            time.sleep(0.5)  # let requests in flight when wrk stopped finish
             before = count_events(env) if endpoint == "collect" else 0
             run = measure(database, endpoint, server.url, code, load, server.proc.pid)
             if endpoint == "collect":
-                time.sleep(0.5)  # let requests still in flight when wrk stopped commit
-                # The warm-up stored events too; count only what the measured run stored.
-                run.events_stored = count_events(env) - before - _warmup_events(run, load)
+                time.sleep(0.5)
+                run.events_stored = count_events(env) - before
             result.runs.append(run)
     finally:
         server.stop()
     return result
-
-
-def _warmup_events(run: Run, load: Load) -> int:
-    return 0  # counted before the measured run; see bench_database
 
 
 # --- Report.
@@ -311,8 +340,10 @@ def problems(results: list[DatabaseResult], connections: int) -> list[str]:
 
 def report(results: list[DatabaseResult], args: argparse.Namespace) -> list[str]:
     print()
-    print(f"server={args.server} seconds={args.seconds} connections={args.connections} "
-          f"threads={args.threads} redis={'yes' if args.redis_url else 'no (locmem cache)'}")
+    print(
+        f"server={args.server} seconds={args.seconds} connections={args.connections} "
+        f"threads={args.threads} redis={'yes' if args.redis_url else 'no (locmem cache)'}"
+    )
     print(table(results))
     print()
     for result in results:
@@ -323,8 +354,10 @@ def report(results: list[DatabaseResult], args: argparse.Namespace) -> list[str]
         print(f"{result.database}: collect/empty = {ratio:.2f} ({verdict})")
         for r in result.runs:
             if r.events_stored is not None:
-                print(f"{result.database}: wrk counted {r.requests} requests, {r.ok_count} 2xx; "
-                      f"{r.events_stored} events stored during the run")
+                print(
+                    f"{result.database}: wrk counted {r.requests} requests, {r.ok_count} 2xx; "
+                    f"{r.events_stored} events stored during the run"
+                )
     found = problems(results, args.connections)
     for line in found:
         print(f"PROBLEM {line}")
@@ -356,26 +389,47 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="wrk -t (default 2)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds before each run")
     parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
-    parser.add_argument("--visitors", type=int, default=2000,
-                        help="distinct X-Forwarded-For addresses per wrk thread (default 2000)")
-    parser.add_argument("--endpoints", default="empty,collect",
-                        help="comma-separated, of empty,json,collect (default empty,collect)")
-    parser.add_argument("--redis-url", default="",
-                        help="use Redis as shared cache (default: none, locmem as embedded)")
+    parser.add_argument(
+        "--visitors",
+        type=int,
+        default=2000,
+        help="distinct X-Forwarded-For addresses per wrk thread (default 2000)",
+    )
+    parser.add_argument(
+        "--endpoints",
+        default="empty,collect",
+        help="comma-separated, of empty,json,collect (default empty,collect)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default="",
+        help="use Redis as shared cache (default: none, locmem as embedded)",
+    )
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432/zenovay_bench")
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench-ingest.json")
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the server, repeatable (e.g. to try other settings)",
+    )
     args = parser.parse_args(argv)
     args.endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
     unknown = set(args.endpoints) - set(ENDPOINT_PATHS)
     if unknown:
         parser.error(f"unknown endpoints: {', '.join(sorted(unknown))}")
     args.threads = max(1, min(args.threads, args.connections))
+    if any("=" not in item for item in args.env):
+        parser.error("--env takes NAME=VALUE")
+    args.env = dict(item.split("=", 1) for item in args.env)
     return args
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    sys.path.insert(0, str(ROOT))
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed")
     load = Load(args.seconds, args.warmup, args.connections, args.threads, args.visitors)

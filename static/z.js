@@ -63,7 +63,7 @@
   });
   w.addEventListener("popstate", navigated);
   d.addEventListener("visibilitychange", function () {
-    if (d.visibilityState === "hidden") flush();
+    
     else shown = Date.now();
   });
   w.addEventListener("pagehide", flush);
