@@ -22,6 +22,7 @@ from api.decorators import (
 )
 from api.errors import is_api_path, json_error
 from zenovay import clientinfo, health, ids, ingest, metrics
+from zenovay import live as push
 
 
 def client_of(request: HttpRequest) -> ingest.Client:
@@ -56,6 +57,8 @@ async def collect(request: HttpRequest) -> HttpResponse:
     answer: dict[str, object] = {"ok": True}
     if ignored:
         answer["ignored"] = ignored
+    else:
+        push.ensure_ticker()  # this process pushes the change to viewers anywhere
     return JsonResponse(answer, status=202)
 
 

@@ -1,3 +1,15 @@
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import re_path
+
+from widgets import consumers
+
+websocket_urlpatterns = [
+    re_path(r"^ws/live/(?P<ident>[^/]+)/?$", consumers.LiveConsumer.as_asgi()),
+    re_path(r"^ws/realtime/(?P<ident>[^/]+)/?$", consumers.RealtimeConsumer.as_asgi()),
+    re_path(r"^ws/widgets/live/(?P<ident>[^/]+)/?$", consumers.LiveFragmentConsumer.as_asgi()),
+    re_path(
+        r"^ws/widgets/dashboard/(?P<ident>[^/]+)/?$",
+        consumers.DashboardFragmentConsumer.as_asgi(),
+    ),
+]

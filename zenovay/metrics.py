@@ -179,8 +179,29 @@ def _yesterday_span(now: dt.datetime, website: Website) -> tuple[dt.datetime, dt
     local = now.astimezone(website.zone)
     yesterday = local.date() - dt.timedelta(days=1)
     start = dt.datetime.combine(yesterday, dt.time(), tzinfo=website.zone)
-    end = dt.datetime.combine(yesterday, local.time(), tzinfo=website.zone)
+    end = _before_gap(dt.datetime.combine(yesterday, local.time(), tzinfo=website.zone))
     return start, end
+
+
+def _before_gap(moment: dt.datetime) -> dt.datetime:
+    """`moment`, or when a DST jump skipped its wall-clock time, the last instant before the jump.
+
+    zoneinfo reads a skipped 02:30 with the old offset, i.e. as 03:30 after the jump, which
+    would put events from 03:00 to 03:30 into "yesterday up to 02:30".
+    """
+    late = moment.astimezone(dt.UTC)  # read with the offset before the jump
+    early = moment.replace(fold=1).astimezone(dt.UTC)  # read with the offset after it
+    if early >= late:
+        return moment  # the time exists (when it exists twice, this is its first occurrence)
+    zone, after = moment.tzinfo, late.astimezone(moment.tzinfo).utcoffset()
+    lo, hi = int(early.timestamp()), int(late.timestamp()) + 1  # before / after the jump
+    while hi - lo > 1:  # time zone transitions fall on whole seconds
+        mid = (lo + hi) // 2
+        if dt.datetime.fromtimestamp(mid, zone).utcoffset() == after:
+            hi = mid
+        else:
+            lo = mid
+    return dt.datetime.fromtimestamp(hi, dt.UTC) - dt.timedelta(microseconds=1)
 
 
 class _Window:

@@ -56,6 +56,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._values: dict[str, tuple[float, bytes]] = {}
         self._logs: dict[str, collections.deque[float]] = {}
+        self._locks: dict[str, float] = {}
+        self._presence: dict[str, float] = {}
 
     async def get(self, key: str) -> bytes | None:
         item = self._values.get(key)
@@ -76,6 +78,20 @@ class MemoryStore:
     def delete(self, keys: list[str]) -> None:
         for key in keys:
             self._values.pop(key, None)
+
+    async def try_lock(self, key: str, ttl: float) -> bool:
+        if self._locks.get(key, 0.0) > time.monotonic():
+            return False
+        self._locks[key] = time.monotonic() + ttl
+        return True
+
+    async def mark_presence(self, keys: list[str], ttl: float) -> None:
+        until = time.monotonic() + ttl
+        for key in keys:
+            self._presence[key] = until
+
+    async def has_presence(self, key: str) -> bool:
+        return self._presence.get(key, 0.0) > time.monotonic()
 
     async def hit(self, key: str, limit: int, window: float = 60.0) -> Limit:
         now = time.monotonic()
@@ -168,6 +184,40 @@ class RedisStore:
             client.close()
         except Exception as exc:
             breaker.trip(exc)
+
+    async def try_lock(self, key: str, ttl: float) -> bool:
+        """True for exactly one caller across all processes until `ttl` passes."""
+        if breaker.open:
+            return True  # without Redis, each process pushes its own viewers
+        try:
+            return bool(
+                await self._client().set(
+                    self.prefix + "lock:" + key, b"1", px=int(ttl * 1000), nx=True
+                )
+            )
+        except Exception as exc:
+            breaker.trip(exc)
+            return True
+
+    async def mark_presence(self, keys: list[str], ttl: float) -> None:
+        if not keys or breaker.open:
+            return
+        try:
+            async with self._client().pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.set(self.prefix + "presence:" + key, b"1", px=int(ttl * 1000))
+                await pipe.execute()
+        except Exception as exc:
+            breaker.trip(exc)
+
+    async def has_presence(self, key: str) -> bool:
+        if breaker.open:
+            return False
+        try:
+            return bool(await self._client().exists(self.prefix + "presence:" + key))
+        except Exception as exc:
+            breaker.trip(exc)
+            return False
 
     async def hit(self, key: str, limit: int, window: float = 60.0) -> Limit:
         if breaker.open:

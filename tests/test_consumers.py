@@ -1,0 +1,159 @@
+"""The WebSocket consumers with WebsocketCommunicator, on the configured channel layer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+
+from tests.test_ingest import body, client
+from zenovay import ingest, live, metrics, store
+from zenovay.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_push_state():
+    store.reset()
+    live.stop_tickers()
+    yield
+    live.stop_tickers()
+    store.reset()
+
+
+@sync_to_async
+def visit(website, ip="81.2.69.160", path="/"):
+    ingest.collect(body=body(website, url=f"https://shop.example{path}"), client=client(ip=ip))
+
+
+async def connect(path: str) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, path)
+    connected, _ = await communicator.connect(timeout=5)
+    assert connected
+    return communicator
+
+
+async def test_live_socket_sends_the_snapshot_on_connect(website):
+    await visit(website)
+    ws = await connect(f"/ws/live/{website.tracking_code}")
+    message = json.loads(await ws.receive_from(timeout=5))
+    assert set(message) == {"liveCount", "timestamp"}
+    assert message["liveCount"] == 1
+    await ws.disconnect()
+
+
+async def test_realtime_socket_sends_the_realtime_body(website):
+    await visit(website, path="/pricing")
+    ws = await connect(f"/ws/realtime/{website.website_id}")
+    message = json.loads(await ws.receive_from(timeout=5))
+    assert set(message) == {"visitors", "pageViews", "countries", "topPages", "timestamp"}
+    assert message["topPages"] == [{"path": "/pricing", "visitors": 1}]
+    await ws.disconnect()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/ws/live/ZV_AAAAAAAAAAA", "/ws/live/garbage", "/ws/realtime/ws_unknown1", "/ws/realtime/x"],
+)
+async def test_unknown_ids_are_closed_with_4404(db, path):
+    ws = WebsocketCommunicator(application, path)
+    connected, _ = await ws.connect(timeout=5)
+    assert connected
+    closed = await ws.receive_output(timeout=5)
+    assert closed["type"] == "websocket.close"
+    assert closed["code"] == 4404
+    assert closed.get("reason")
+
+
+async def test_a_disabled_website_is_refused(website):
+    website.enabled = False
+    await website.asave()
+    ws = WebsocketCommunicator(application, f"/ws/live/{website.tracking_code}")
+    await ws.connect(timeout=5)
+    assert (await ws.receive_output(timeout=5))["code"] == 4404
+
+
+async def test_a_new_event_is_pushed_within_a_couple_of_seconds(website):
+    ws = await connect(f"/ws/live/{website.tracking_code}")
+    assert json.loads(await ws.receive_from(timeout=5))["liveCount"] == 0
+    await visit(website)
+    live.site_changed(website.pk)  # what on_commit does after a real request
+    message = json.loads(await ws.receive_from(timeout=3))
+    assert message["liveCount"] == 1
+    await ws.disconnect()
+
+
+async def test_what_clients_send_is_ignored(website):
+    ws = await connect(f"/ws/live/{website.tracking_code}")
+    await ws.receive_from(timeout=5)
+    await ws.send_to(text_data="{'evil': true}")
+    await ws.send_to(bytes_data=b"\x00" * 1000)
+    assert await ws.receive_nothing(timeout=0.3)
+    await ws.disconnect()
+
+
+async def test_the_iframe_socket_sends_escaped_html_fragments(website):
+    await visit(website, path="/<img src=x onerror=alert(1)>")
+    ws = await connect(f"/ws/widgets/dashboard/{website.website_id}")
+    html = await ws.receive_from(timeout=5)
+    assert 'id="zv-live-visitors" hx-swap-oob="true"' in html
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    await ws.disconnect()
+
+
+@sync_to_async
+def start_counting() -> CaptureQueriesContext:
+    """Count queries on the thread where sync_to_async runs the ORM."""
+    context = CaptureQueriesContext(connections["default"])
+    context.__enter__()
+    return context
+
+
+@sync_to_async
+def stop_counting(context: CaptureQueriesContext) -> int:
+    context.__exit__(None, None, None)
+    return len(context)
+
+
+async def test_a_push_computes_the_snapshot_once_for_many_sockets(website, monkeypatch):
+    sockets = [await connect(f"/ws/realtime/{website.website_id}") for _ in range(20)]
+    for ws in sockets:
+        await ws.receive_from(timeout=5)
+    await visit(website)
+    computed = []
+    original = metrics.realtime
+    monkeypatch.setattr(
+        metrics, "realtime", lambda *a, **k: computed.append(1) or original(*a, **k)
+    )
+    context = await start_counting()
+    assert await live.push(website.pk)
+    for ws in sockets:
+        assert json.loads(await ws.receive_from(timeout=5))["visitors"]["current"] == 1
+    queries = await stop_counting(context)
+    assert len(computed) == 1
+    assert queries <= 4  # website, the window, today, yesterday: not one set per socket
+    for ws in sockets:
+        await ws.disconnect()
+
+
+async def test_many_sockets_connecting_at_once_share_one_snapshot(website, monkeypatch):
+    computed = []
+    original = metrics.realtime
+    monkeypatch.setattr(
+        metrics, "realtime", lambda *a, **k: computed.append(1) or original(*a, **k)
+    )
+    sockets = await asyncio.gather(
+        *[connect(f"/ws/live/{website.tracking_code}") for _ in range(20)]
+    )
+    for ws in sockets:
+        await ws.receive_from(timeout=5)
+    assert len(computed) == 1
+    for ws in sockets:
+        await ws.disconnect()
