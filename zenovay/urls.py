@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import path, re_path
 
+from api import docs_views
 from api import views as api_views
 from widgets import views as widget_views
 from zenovay.settings import env_bool
@@ -10,6 +11,8 @@ from zenovay.settings import env_bool
 urlpatterns = [
     path("z.js", widget_views.tracker_script, name="tracker"),
     re_path(r"^e/collect/?$", api_views.collect, name="collect"),
+    path("e/openapi.json", docs_views.openapi_json, name="api-openapi"),
+    re_path(r"^docs/api/?$", docs_views.api_docs, name="api-docs"),
     re_path(r"^e/live/(?P<ident>[^/]+)/?$", api_views.live, name="api-live"),
     re_path(r"^e/realtime/(?P<ident>[^/]+)/?$", api_views.realtime, name="api-realtime"),
     re_path(r"^e/stats/(?P<ident>[^/]+)/?$", api_views.stats, name="api-stats"),

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import json
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from zenovay import snippets
 from zenovay.models import Website, normalize_domain, validate_timezone
-
-
-def tracker_snippet(website: Website) -> str:
-    return (
-        f'<script async src="{settings.ZENOVAY_PUBLIC_URL}/z.js" '
-        f'data-code="{website.tracking_code}"></script>'
-    )
 
 
 class Command(BaseCommand):
@@ -45,7 +38,7 @@ class Command(BaseCommand):
                     "domain": website.domain,
                     "tracking_code": website.tracking_code,
                     "website_id": website.website_id,
-                    "snippet": tracker_snippet(website),
+                    "snippet": snippets.tracker(website),
                 }
             )
         )

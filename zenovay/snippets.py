@@ -1,0 +1,67 @@
+"""The HTML a site owner copies into their pages, one definition for every place showing it."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from django.conf import settings
+
+from zenovay.models import Website
+
+
+class Snippet(TypedDict):
+    key: str
+    title: str
+    help: str
+    code: str
+
+
+def tracker(website: Website) -> str:
+    base = settings.ZENOVAY_PUBLIC_URL
+    return f'<script async src="{base}/z.js" data-code="{website.tracking_code}"></script>'
+
+
+def all_snippets(website: Website) -> list[Snippet]:
+    base = settings.ZENOVAY_PUBLIC_URL
+    code, site_id = website.tracking_code, website.website_id
+    return [
+        {
+            "key": "tracker",
+            "title": "Tracker",
+            "help": "Paste into every page, ideally in <head>.",
+            "code": tracker(website),
+        },
+        {
+            "key": "counter-script",
+            "title": "Live counter (script)",
+            "help": "Renders where the tag stands. Options: data-theme, data-label, data-size.",
+            "code": f'<script async src="{base}/widgets/live.js" data-code="{code}"></script>',
+        },
+        {
+            "key": "counter-iframe",
+            "title": "Live counter (iframe)",
+            "help": "Options as query parameters: ?theme=dark&label=…&size=compact",
+            "code": (
+                f'<iframe src="{base}/widgets/live/{code}" title="Live visitors" '
+                'width="220" height="90" style="border:0"></iframe>'
+            ),
+        },
+        {
+            "key": "dashboard-script",
+            "title": "Mini dashboard (script)",
+            "help": "Live and today's visitors and pageviews, top countries and pages.",
+            "code": (
+                f'<script async src="{base}/widgets/dashboard.js" '
+                f'data-website="{site_id}"></script>'
+            ),
+        },
+        {
+            "key": "dashboard-iframe",
+            "title": "Mini dashboard (iframe)",
+            "help": "Options as query parameters: ?theme=dark&size=compact",
+            "code": (
+                f'<iframe src="{base}/widgets/dashboard/{site_id}" title="Live analytics" '
+                'width="340" height="420" style="border:0"></iframe>'
+            ),
+        },
+    ]
