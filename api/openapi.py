@@ -245,8 +245,14 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "RealtimeSnapshot": closed(
         {
-            "visitors": ref("schemas", "VisitorTrend"),
-            "pageViews": ref("schemas", "PageViewTrend"),
+            "visitors": {
+                **ref("schemas", "VisitorTrend"),
+                "description": "Visitors now and today, with the change against yesterday.",
+            },
+            "pageViews": {
+                **ref("schemas", "PageViewTrend"),
+                "description": "Pageviews now and today, with the change against yesterday.",
+            },
             "countries": {
                 "type": "array",
                 "maxItems": 10,
@@ -279,7 +285,10 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "StatsSnapshot": closed(
         {
-            "visitors": ref("schemas", "VisitorCounts"),
+            "visitors": {
+                **ref("schemas", "VisitorCounts"),
+                "description": "Distinct visitors now, today, this week and this month.",
+            },
             "bounceRate": rate(
                 "Sessions with exactly one pageview and no custom event, over all sessions; "
                 "2 decimals."
@@ -497,7 +506,9 @@ def _error_response(status: int, description: str, **headers: Schema) -> Schema:
 
 
 RESPONSES: dict[str, Schema] = {
-    "BadRequest": _error_response(400, "Bad input."),
+    "BadRequest": _error_response(
+        400, "Bad input: an invalid collect body, or a `period` other than today, week or month."
+    ),
     "Forbidden": _error_response(403, "The page's host does not belong to the website."),
     "NotFound": _error_response(
         404, "Unknown, malformed or disabled id (malformed ids never reach the database)."
@@ -607,7 +618,9 @@ def _read_operation(endpoint: ReadEndpoint) -> Schema:
         "200": {
             "description": (
                 f"The figures. Within {endpoint.ttl} s every request for the same id gets "
-                "this identical body (same `timestamp`), across all server processes."
+                "this identical body"
+                + (" (same `timestamp`)" if "timestamp" in endpoint.example else "")
+                + ", across all server processes."
             ),
             "headers": {"Cache-Control": cache_control, "ETag": ref("headers", "ETag"), **_CORS},
             "content": {

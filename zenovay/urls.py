@@ -10,6 +10,26 @@ from zenovay.settings import env_bool
 
 urlpatterns = [
     path("z.js", widget_views.tracker_script, name="tracker"),
+    path("widgets/live.js", widget_views.live_script, name="widget-live-script"),
+    path("widgets/dashboard.js", widget_views.dashboard_script, name="widget-dashboard-script"),
+    re_path(r"^widgets/live/(?P<ident>[^/]+)/?$", widget_views.live_widget, name="widget-live"),
+    re_path(
+        r"^widgets/live/(?P<ident>[^/]+)/fragment/?$",
+        widget_views.live_widget,
+        {"fragment": True},
+        name="widget-live-fragment",
+    ),
+    re_path(
+        r"^widgets/dashboard/(?P<ident>[^/]+)/?$",
+        widget_views.dashboard_widget,
+        name="widget-dashboard",
+    ),
+    re_path(
+        r"^widgets/dashboard/(?P<ident>[^/]+)/fragment/?$",
+        widget_views.dashboard_widget,
+        {"fragment": True},
+        name="widget-dashboard-fragment",
+    ),
     re_path(r"^e/collect/?$", api_views.collect, name="collect"),
     path("e/openapi.json", docs_views.openapi_json, name="api-openapi"),
     re_path(r"^docs/api/?$", docs_views.api_docs, name="api-docs"),
