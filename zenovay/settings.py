@@ -71,6 +71,8 @@ def _secret_key() -> str:
 
 
 DEBUG = env_bool("DJANGO_DEBUG")
+# The base URL snippets use; https here turns on the HTTPS-only settings below.
+ZENOVAY_PUBLIC_URL = os.environ.get("ZENOVAY_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
@@ -188,6 +190,18 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 LOGIN_URL = "/admin/login/"
 
 # --- Security headers on every page; widget views opt out of DENY framing.
+# ZENOVAY_HTTPS: the public URL is https (directly or behind a TLS-terminating proxy).
+ZENOVAY_HTTPS = env_bool("ZENOVAY_HTTPS", ZENOVAY_PUBLIC_URL.startswith("https://"))
+if ZENOVAY_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain http
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -206,7 +220,6 @@ CORS_PREFLIGHT_MAX_AGE = 86400
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 
 # --- Zenovay
-ZENOVAY_PUBLIC_URL = os.environ.get("ZENOVAY_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 ZENOVAY_TRUSTED_PROXIES = env_networks("ZENOVAY_TRUSTED_PROXIES")
 ZENOVAY_COUNTRY_HEADER = os.environ.get("ZENOVAY_COUNTRY_HEADER", "")
 ZENOVAY_SALT_ROTATION = os.environ.get("ZENOVAY_SALT_ROTATION", "monthly")
@@ -214,7 +227,7 @@ if ZENOVAY_SALT_ROTATION not in {"daily", "weekly", "monthly"}:
     raise ImproperlyConfigured(
         f"ZENOVAY_SALT_ROTATION={ZENOVAY_SALT_ROTATION!r}: use daily, weekly or monthly."
     )
-ZENOVAY_RETENTION_DAYS = env_int("ZENOVAY_RETENTION_DAYS", 400, minimum=1)
+ZENOVAY_RETENTION_DAYS = env_int("ZENOVAY_RETENTION_DAYS", 400, minimum=62)
 
 LOGGING = {
     "version": 1,
