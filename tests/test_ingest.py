@@ -327,3 +327,15 @@ def test_hostile_strings_are_stored_verbatim_but_without_nul(website, now):
 def test_a_huge_engagement_time_is_capped_at_a_day(website, now):
     send(website, now, type="engagement", engagedMs=10**12)
     assert Event.objects.get().engaged_ms == ingest.MAX_ENGAGED_MS
+
+
+def test_making_a_past_periods_salt_keeps_the_current_one(website, now, settings):
+    settings.ZENOVAY_SALT_ROTATION = "monthly"
+    send(website, now)
+    current = bytes(Salt.objects.get().secret)
+    salts.forget_cached_salt()
+    send(website, now - dt.timedelta(days=40))  # a backfill into last month
+    salts.forget_cached_salt()
+    assert bytes(Salt.objects.get(period=salts.period_of(now)).secret) == current
+    send(website, now + dt.timedelta(minutes=1))
+    assert Salt.objects.count() == 1  # the next current-period use retires the past one

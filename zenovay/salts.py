@@ -53,8 +53,19 @@ def _load_or_create(period: str) -> bytes:
                 salt = Salt.objects.create(period=period, secret=secrets.token_bytes(32))
         except IntegrityError:  # another process made it first
             salt = Salt.objects.get(period=period)
-    Salt.objects.filter(created__lt=salt.created).delete()  # retire every older salt
+    _retire_before(period)
     return bytes(salt.secret)
+
+
+def _retire_before(period: str) -> None:
+    """Delete the salts of earlier periods (and of another rotation setting), never later ones.
+
+    Creating the salt of a past period (a backfill) must not delete the current one.
+    """
+    for salt in Salt.objects.exclude(period=period).only("pk", "period"):
+        same_kind = len(salt.period) == len(period) and ("W" in salt.period) == ("W" in period)
+        if not same_kind or salt.period < period:
+            salt.delete()
 
 
 def forget_cached_salt() -> None:

@@ -355,6 +355,7 @@ def visit_count(rng: random.Random) -> int:
 class Window:
     """The backfill span cut into hours, with cumulative traffic weights for sampling."""
 
+    start: dt.datetime
     end: dt.datetime
     starts: list[dt.datetime] = field(default_factory=list)
     cumulative: list[float] = field(default_factory=list)
@@ -366,7 +367,7 @@ class Window:
         local_midnight = end.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
         first_day = local_midnight.date() - dt.timedelta(days=days)
         start = dt.datetime.combine(first_day, dt.time(), tzinfo=zone).astimezone(dt.UTC)
-        window = cls(end=end)
+        window = cls(start=start, end=end)
         total, hour_start = 0.0, start
         while hour_start < end:
             local = hour_start.astimezone(zone)
@@ -390,8 +391,10 @@ def backfill_events(
     origin = f"https://{website.domain}"
     events: list[tuple[dt.datetime, int, Visitor, dict[str, Any]]] = []
     order = itertools.count()
+    if not window.starts:
+        return events  # run at the very instant of local midnight with --days 0
     for visitor in visitors:
-        free_from = window.starts[0]
+        free_from = window.start
         for start in sorted(window.sample(rng) for _ in range(visit_count(rng))):
             if start < free_from:
                 continue
@@ -466,9 +469,10 @@ class Progress:
         if not force and time.monotonic() - self.drawn_at < 0.1:
             return
         self.drawn_at = time.monotonic()
-        if self.total:
-            filled = int(30 * min(done / self.total, 1.0))
-            bar = f"[{'#' * filled}{'-' * (30 - filled)}] {100 * min(done / self.total, 1):3.0f}%"
+        if self.total is not None:
+            share = min(done / self.total, 1.0) if self.total else 1.0
+            filled = int(30 * share)
+            bar = f"[{'#' * filled}{'-' * (30 - filled)}] {100 * share:3.0f}%"
         else:
             bar = f"{done:7.0f}s"
         self.out.write(f"\r{self.label:8} {bar}  {note}   ", ending="")
@@ -581,7 +585,7 @@ class Command(BaseCommand):
         progress.close(len(events), f"{len(events)}/{len(events)} events")
 
     def _warn_about_salts(self, window: Window) -> None:
-        first, last = salts.period_of(window.starts[0]), salts.period_of(window.end)
+        first, last = salts.period_of(window.start), salts.period_of(window.end)
         if first != last:
             self.stderr.write(
                 f"Note: the backfill spans salt periods {first} to {last}; visitors are not "
