@@ -6,7 +6,7 @@
   var code = tag.getAttribute("data-code");
   var api = (tag.getAttribute("data-api") || new URL(tag.src).origin) + "/e/collect";
   var host = location.hostname;
-  var local = /^(localhost|127\.|\[?::1\]?$|0\.0\.0\.0)/.test(host) || location.protocol === "file:";
+  var local = /(^|\.)localhost$|^(127(\.\d+){3}|\[::1\]|0\.0\.0\.0)$/.test(host) || location.protocol === "file:";
   var off = !code || (local && !tag.hasAttribute("data-allow-localhost"));
   try {
     off = off || w.localStorage.getItem("zenovay_ignore") === "true";
@@ -15,10 +15,11 @@
   var engaged = 0;
   var page = location.href;
   var path = location.pathname;
+  var referrer = d.referrer || null; // only the first page of a visit has an outside referrer
 
   function send(type, extra, url) {
     if (off) return;
-    var body = { code: code, type: type, url: url || location.href, referrer: d.referrer || null };
+    var body = { code: code, type: type, url: url || location.href, referrer: referrer };
     for (var k in extra) body[k] = extra[k];
     var json = JSON.stringify(body);
     try {
@@ -50,6 +51,7 @@
     if (d.visibilityState === "visible") shown = Date.now();
     page = location.href;
     path = location.pathname;
+    referrer = null;
     send("pageview");
   }
 
@@ -63,16 +65,28 @@
   });
   w.addEventListener("popstate", navigated);
   d.addEventListener("visibilitychange", function () {
-    
+    if (d.visibilityState === "hidden") flush();
     else shown = Date.now();
   });
   w.addEventListener("pagehide", flush);
+  // Back/forward from the browser's page cache is a new view of the page.
+  w.addEventListener("pageshow", function (e) {
+    if (e.persisted) {
+      shown = Date.now();
+      send("pageview");
+    }
+  });
 
   // zenovay("signup", {plan: "pro"}) sends a custom event; calls queued before load are kept.
   var queued = (w.zenovay && w.zenovay.q) || [];
   w.zenovay = function (name, props) {
     send("event", { name: String(name), props: props || null });
   };
-  send("pageview");
+  // A page rendered in advance (prerender) counts only once the visitor opens it.
+  if (d.prerendering) {
+    d.addEventListener("prerenderingchange", function () { send("pageview"); }, { once: true });
+  } else {
+    send("pageview");
+  }
   for (var i = 0; i < queued.length; i++) w.zenovay.apply(w, queued[i]);
 })(window, document, navigator);
