@@ -1,0 +1,92 @@
+"""Two server processes sharing one database and one Redis behave as one server."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import redis
+from websockets.sync.client import connect
+
+from tests.conftest import DESKTOP_UA
+from tests.servers import ServerProcess, free_port, server_env
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SHARED_REDIS = os.environ.get("ZENOVAY_TEST_SCALE_REDIS", "redis://127.0.0.1:6379/14")
+
+
+@pytest.fixture(scope="module")
+def pair(django_db_setup, django_db_blocker):
+    """Servers A and B on the test database and one Redis."""
+    redis.Redis.from_url(SHARED_REDIS).flushdb()
+    env = server_env(REDIS_URL=SHARED_REDIS)
+    servers = [ServerProcess(port=free_port(), env=env) for _ in range(2)]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def get(url: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers={"User-Agent": DESKTOP_UA})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def collect(base: str, website, path: str = "/") -> int:
+    body = json.dumps(
+        {"code": website.tracking_code, "type": "pageview", "url": f"https://shop.example{path}"}
+    ).encode()
+    request = urllib.request.Request(
+        base + "/e/collect",
+        data=body,
+        headers={"User-Agent": DESKTOP_UA, "Content-Type": "text/plain"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.status
+
+
+def test_an_event_collected_by_a_reaches_a_widget_connected_to_b(pair, website):
+    a, b = pair
+    with connect(b.url.replace("http", "ws") + f"/ws/live/{website.tracking_code}") as socket:
+        assert json.loads(socket.recv(timeout=5))["liveCount"] == 0
+        assert collect(a.url, website) == 202
+        started = time.monotonic()
+        while True:  # the first push may still be a tick; wait for the count to move
+            message = json.loads(socket.recv(timeout=3))
+            if message["liveCount"] == 1:
+                break
+        assert time.monotonic() - started < 2.0
+
+
+def test_the_cache_is_shared_between_processes(pair, website):
+    a, b = pair
+    status_a, headers_a, body_a = get(a.url + f"/e/{website.tracking_code}/status")
+    assert collect(b.url, website) == 202  # would change last_event if B recomputed
+    status_b, headers_b, body_b = get(b.url + f"/e/{website.tracking_code}/status")
+    assert (status_a, status_b) == (200, 200)
+    assert body_a == body_b
+    assert headers_a["ETag"] == headers_b["ETag"]
+
+
+def test_rate_limits_are_counted_across_processes(pair, website):
+    a, b = pair
+    redis.Redis.from_url(SHARED_REDIS).flushdb()  # earlier tests counted requests too
+    url = f"/e/{website.tracking_code}/status"
+    for i in range(100):
+        assert get((a if i % 2 else b).url + url)[0] == 200
+    status, headers, body = get(a.url + url)
+    assert status == 429
+    assert json.loads(body)["error"] == "rate_limited"
+    assert int(headers["Retry-After"]) >= 1
