@@ -64,3 +64,28 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "browser" in item.keywords:
                 item.add_marker(skip)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    # Customer pages on "public" hosts (shop.example) call the server on 127.0.0.1; a real
+    # Zenovay server is public, so Chromium's Local Network Access check is a test artefact.
+    "--disable-features=LocalNetworkAccessChecks",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for one test module (Playwright's loop must not outlive it)."""
+    from playwright.sync_api import sync_playwright
+
+    # While Playwright's sync API runs, this thread has an asyncio loop marked as running,
+    # which Django takes for async code; the ORM calls of browser tests are synchronous.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
