@@ -6,9 +6,10 @@ from collections.abc import Mapping
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from django.views.defaults import bad_request as django_bad_request
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as django_server_error
 
@@ -70,6 +71,14 @@ async def healthz(request: HttpRequest) -> HttpResponse:
     )
 
 
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """What Django refuses before a view runs (e.g. over DATA_UPLOAD_MAX_NUMBER_FIELDS
+    query fields, a disallowed Host): JSON under /e/, Django's plain page elsewhere."""
+    if is_api_path(request):
+        return add_cors_headers(json_error(400, "The request is malformed."))
+    return django_bad_request(request, exception)
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """JSON under /e/, Django's plain page elsewhere."""
     if is_api_path(request):
@@ -120,6 +129,9 @@ def read_endpoint(name: str, ttl: int, per_minute: int, variant=None):
     def decorate(view):
         for decorator in reversed(
             [
+                # Read-only and cookie-free: without this, Django's CSRF check answers
+                # POST/PUT/PATCH/DELETE with its HTML 403 page instead of the JSON 405.
+                csrf_exempt,
                 cors,
                 json_errors,
                 allow_methods("GET", "HEAD"),
@@ -134,7 +146,10 @@ def read_endpoint(name: str, ttl: int, per_minute: int, variant=None):
 
 
 def _period(request: HttpRequest) -> str:
-    return request.GET.get("period", "today")
+    try:
+        return request.GET.get("period", "today")
+    except TooManyFieldsSent:  # over DATA_UPLOAD_MAX_NUMBER_FIELDS: a 400, not a logged traceback
+        return ""
 
 
 @read_endpoint("live", ttl=5, per_minute=1000)

@@ -3,22 +3,29 @@
 Widgets are embedded on any site, so every origin may connect; sockets are
 read-only and ignore whatever clients send. Unknown, malformed or disabled ids
 are accepted and closed at once with 4404 and a reason, so a browser can tell
-"no such widget" from a network failure.
+"no such widget" from a network failure. While Redis or the database is down a
+socket is closed with 4503 instead, and the widget scripts reconnect.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from widgets import fragments
-from zenovay import ingest, live, metrics
+from zenovay import dashboard, ingest, live, metrics
 from zenovay.models import Website
 
+log = logging.getLogger("zenovay.widgets")
 NOT_FOUND = 4404
+FORBIDDEN = 4403
+UNAVAILABLE = 4503  # Redis or the database is down for now: the client retries
 
 
 class SiteConsumer(AsyncWebsocketConsumer):
@@ -34,16 +41,23 @@ class SiteConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         ident = self.scope["url_route"]["kwargs"]["ident"]
-        website = await sync_to_async(self.find)(ident)
         await self.accept()
-        if website is None:
-            await self.close(code=NOT_FOUND, reason="unknown or disabled website")
+        try:
+            # database_sync_to_async: consumers share one long-lived thread, whose
+            # connection must be replaced once the database has dropped it.
+            website = await database_sync_to_async(self.find)(ident)
+            if website is None:
+                await self.close(code=NOT_FOUND, reason="unknown or disabled website")
+                return
+            await self.channel_layer.group_add(live.group_name(website.pk), self.channel_name)
+            self.website_pk = website.pk  # only once joined: disconnect() undoes exactly this
+            live.viewer_joined(website.pk)
+            live.ensure_ticker()
+            data = await live.snapshot(website.pk)
+        except Exception as exc:  # Redis or the database is down: a clean close, not a crash
+            log.warning("widget socket closed, pushes unavailable: %r", exc)
+            await self.close(code=UNAVAILABLE, reason="temporarily unavailable, retry")
             return
-        self.website_pk = website.pk
-        await self.channel_layer.group_add(live.group_name(website.pk), self.channel_name)
-        live.viewer_joined(website.pk)
-        live.ensure_ticker()
-        data = await live.snapshot(website.pk)
         if data is not None:
             await self.send(text_data=self.render(data))
 
@@ -96,3 +110,82 @@ class DashboardFragmentConsumer(RealtimeConsumer):
 
     def render(self, realtime: metrics.RealtimeSnapshot) -> str:
         return fragments.dashboard(realtime)
+
+
+# --- The owner dashboard: the same push, for signed-in owners of the website only.
+
+
+def signed_in_here(scope: dict[str, Any]) -> bool:
+    """A signed-in user, on a page of this server.
+
+    Browsers send the session cookie with a WebSocket handshake whatever page opens it,
+    so a page on another origin could read an owner's figures; the Origin header, which
+    pages cannot forge, must name this server. Clients without one are not browsers.
+    """
+    user = scope.get("user")
+    if user is None or not user.is_authenticated:
+        return False
+    headers = dict(scope.get("headers", []))
+    origin = headers.get(b"origin")
+    if origin is None:
+        return True
+    host = headers.get(b"host", b"").decode("latin-1").lower()
+    return urlsplit(origin.decode("latin-1")).netloc.lower() == host
+
+
+class OwnerSiteConsumer(SiteConsumer):
+    """/ws/dashboard/{website id}: a website's realtime panel, to its owner only."""
+
+    def find(self, ident: str) -> Website | None:
+        return dashboard.owned_website(self.scope["user"], ident, enabled_only=True)
+
+    def render(self, realtime: metrics.RealtimeSnapshot) -> str:
+        return dashboard.realtime_fragment(realtime)
+
+    async def connect(self) -> None:
+        if not signed_in_here(self.scope):
+            await self.accept()
+            await self.close(code=FORBIDDEN, reason="sign in to the dashboard first")
+            return
+        await super().connect()
+
+
+class OwnerSitesConsumer(AsyncWebsocketConsumer):
+    """/ws/dashboard/sites: the live counts of every website of the user, one socket."""
+
+    sites: dict[int, str] = {}  # replaced per connection, never mutated
+
+    async def connect(self) -> None:
+        await self.accept()
+        if not signed_in_here(self.scope):
+            await self.close(code=FORBIDDEN, reason="sign in to the dashboard first")
+            return
+        self.sites = await sync_to_async(self._followed)()
+        for pk in self.sites:
+            await self.channel_layer.group_add(live.group_name(pk), self.channel_name)
+            live.viewer_joined(pk)
+        live.ensure_ticker()
+        for pk, website_id in self.sites.items():
+            data = await live.snapshot(pk)
+            if data is not None:
+                await self.send(text_data=dashboard.card_fragment(website_id, data))
+
+    def _followed(self) -> dict[int, str]:
+        websites = dashboard.owned_websites(self.scope["user"]).filter(enabled=True)
+        return dict(websites.values_list("pk", "website_id"))
+
+    async def disconnect(self, code: int) -> None:
+        for pk in self.sites:
+            live.viewer_left(pk)
+            await self.channel_layer.group_discard(live.group_name(pk), self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Read-only: whatever a client sends is ignored."""
+
+    async def site_snapshot(self, message: dict[str, Any]) -> None:
+        website_id = self.sites.get(message.get("website"))  # type: ignore[arg-type]
+        if website_id is not None:
+            await self.send(text_data=dashboard.card_fragment(website_id, message["realtime"]))
+
+    async def site_gone(self, message: dict[str, Any]) -> None:
+        """A disabled website keeps its last figures on the page; the others stay live."""

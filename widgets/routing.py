@@ -12,4 +12,7 @@ websocket_urlpatterns = [
         r"^ws/widgets/dashboard/(?P<ident>[^/]+)/?$",
         consumers.DashboardFragmentConsumer.as_asgi(),
     ),
+    # The owner dashboard: signed-in users only, same origin only.
+    re_path(r"^ws/dashboard/sites/?$", consumers.OwnerSitesConsumer.as_asgi()),
+    re_path(r"^ws/dashboard/(?P<ident>[^/]+)/?$", consumers.OwnerSiteConsumer.as_asgi()),
 ]

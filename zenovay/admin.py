@@ -8,11 +8,19 @@ from django.contrib import admin, messages
 from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from zenovay import metrics, snippets
 from zenovay.models import Event, Website
+from zenovay.signin import ThrottledAdminAuthenticationForm
+
+# The admin's sign-in is throttled like the dashboard's; "View site" opens the dashboard.
+admin.site.login_form = ThrottledAdminAuthenticationForm
+admin.site.site_url = "/dashboard/"
+admin.site.site_header = "Zenovay administration"
+admin.site.site_title = "Zenovay admin"
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -65,6 +73,9 @@ class WebsiteAdmin(admin.ModelAdmin):
         if request.user.is_superuser:
             fields.insert(2, "owner")
         return fields
+
+    def view_on_site(self, obj: Website) -> str:
+        return reverse("dashboard-site", args=[obj.website_id])
 
     def save_model(self, request, obj: Website, form, change: bool) -> None:
         if not change and not (request.user.is_superuser and obj.owner_id):

@@ -6,17 +6,23 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zenovay.settings")
 
+from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 
-django_application = get_asgi_application()
+# Static files (htmx for the iframe widgets) are served by the app itself, DEBUG or not,
+# so one process is a complete deployment; a proxy or CDN in front may still cache them.
+django_application = ASGIStaticFilesHandler(get_asgi_application())
 
 from widgets.routing import websocket_urlpatterns  # noqa: E402
 
 # Widgets are embedded on any site, so sockets accept every origin; they are read-only.
+# The session (AuthMiddlewareStack) is read for the owner dashboard's sockets, which check
+# the user and that the page opening them is on this server (see widgets.consumers).
 application = ProtocolTypeRouter(
     {
         "http": django_application,
-        "websocket": URLRouter(websocket_urlpatterns),
+        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )

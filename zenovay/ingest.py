@@ -8,8 +8,10 @@ one place an event and its session are written, used by the view and by
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -235,12 +237,14 @@ def parse_payload(body: bytes) -> Payload:
     kind = data.get("type", Event.PAGEVIEW)
     if kind not in (Event.PAGEVIEW, Event.ENGAGEMENT, Event.CUSTOM):
         raise BadRequest("'type' must be 'pageview', 'engagement' or 'event'.")
-    url = _parse_url(data.get("url"))
-    query = parse_qs(url.query, keep_blank_values=False, max_num_fields=50)
+    url, hostname = _parse_url(data.get("url"))
+    # No max_num_fields: the URL is at most 2048 characters, and a page URL with many
+    # query fields is still a pageview (parse_qs raises ValueError past the maximum).
+    query = parse_qs(url.query, keep_blank_values=False)
     payload = Payload(
         code=code,
         type=kind,
-        hostname=url.hostname or "",
+        hostname=hostname,
         path=clean_text(url.path or "/", 1024),
         referrer_host=_referrer_host(data.get("referrer")),
         utm_source=_first(query, "utm_source"),
@@ -257,6 +261,7 @@ def parse_payload(body: bytes) -> Payload:
 
 
 def _parse_url(value: object):
+    """The split URL and its host name as stored."""
     if not isinstance(value, str) or not value or len(value) > 2048:
         raise BadRequest("'url' must be the page's http(s) URL, at most 2048 characters.")
     try:
@@ -267,7 +272,33 @@ def _parse_url(value: object):
         raise BadRequest("'url' is not a valid URL.") from None
     if url.scheme not in ("http", "https") or not hostname:
         raise BadRequest("'url' must be an http or https URL with a host.")
-    return url
+    host = host_name(hostname)
+    if host is None:
+        raise BadRequest("'url' must have a valid host name.")
+    return url, host
+
+
+HOST_RE = re.compile(r"[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*\.?")
+
+
+def host_name(host: str) -> str | None:
+    """A URL's (lower-cased) host as stored: a DNS name in ASCII, as browsers send it
+    (IDNA for a Unicode name), or an IP address; None for anything else, such as NUL,
+    lone surrogates, markup or a name over 253 characters."""
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    if len(host) > 253:
+        return None
+    if HOST_RE.fullmatch(host):
+        return host
+    try:
+        ipaddress.ip_address(host)  # an IPv6 literal; no zone ids ("%eth0")
+    except ValueError:
+        return None
+    return host if "%" not in host else None
 
 
 def _referrer_host(value: object) -> str:
@@ -279,8 +310,7 @@ def _referrer_host(value: object) -> str:
         host = urlsplit(value).hostname or ""
     except ValueError:
         return ""
-    host = host.removeprefix("www.")
-    return clean_text(host, 253)
+    return (host_name(host) or "").removeprefix("www.")
 
 
 def _first(query: dict[str, list[str]], name: str) -> str:
@@ -289,9 +319,10 @@ def _first(query: dict[str, list[str]], name: str) -> str:
 
 
 def _event_name(value: object) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 100:
+    name = clean_text(value, 100).strip() if isinstance(value, str) and len(value) <= 100 else ""
+    if not name:  # checked once cleaned: "\x00" or "\x00 \x00" must not become "" or " "
         raise BadRequest("'name' must be a non-empty string of at most 100 characters.")
-    return clean_text(value.strip(), 100)
+    return name
 
 
 def _props(value: object) -> dict[str, Any] | None:

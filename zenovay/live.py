@@ -19,6 +19,7 @@ from collections import Counter
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.db import close_old_connections, connection
 
 from zenovay import metrics, store
 from zenovay.models import Website
@@ -73,6 +74,11 @@ def local_viewers() -> set[int]:
 
 
 def _compute(website_pk: int) -> metrics.RealtimeSnapshot | None:
+    # The ticker's and the consumers' threads outlive requests, so Django's request signals
+    # never replace a connection the database dropped (restart, failover) there: do it here.
+    # Never inside a transaction, which closing would break (tests run inside one).
+    if not connection.in_atomic_block:
+        close_old_connections()
     website = Website.objects.filter(pk=website_pk, enabled=True).first()
     return metrics.realtime(website) if website else None
 
@@ -98,7 +104,12 @@ async def push(website_pk: int) -> bool:
     if not await store.get_store().try_lock(f"push:{website_pk}", CHANGE_DELAY * 0.9):
         return False
     data = await snapshot(website_pk, fresh=True)
-    message = {"type": "site.snapshot", "realtime": data} if data else {"type": "site.gone"}
+    # "website" lets a consumer that follows several sites tell whose snapshot this is.
+    message: dict[str, object] = (
+        {"type": "site.snapshot", "website": website_pk, "realtime": data}
+        if data
+        else {"type": "site.gone", "website": website_pk}
+    )
     await get_channel_layer().group_send(group_name(website_pk), message)
     return True
 

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth.views import LogoutView
 from django.urls import path, re_path
 
 from api import docs_views
 from api import views as api_views
 from widgets import views as widget_views
+from zenovay import dashboard
 from zenovay.settings import env_bool
 
 urlpatterns = [
@@ -39,6 +41,11 @@ urlpatterns = [
     re_path(r"^e/(?P<ident>[^/]+)/status/?$", api_views.status, name="api-status"),
     path("healthz", api_views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("", dashboard.index, name="home"),
+    path("login/", dashboard.SignInView.as_view(), name="login"),
+    path("logout/", LogoutView.as_view(), name="logout"),
+    path("dashboard/", dashboard.sites, name="dashboard"),
+    path("dashboard/<str:website_id>/", dashboard.site, name="dashboard-site"),
 ]
 
 if env_bool("ZENOVAY_BENCH_VIEWS"):  # baselines for bench/ingest.py; off unless set
@@ -49,5 +56,6 @@ if env_bool("ZENOVAY_BENCH_VIEWS"):  # baselines for bench/ingest.py; off unless
         path("bench/json", bench_views.accepted_json, name="bench-json"),
     ]
 
+handler400 = "api.views.bad_request"
 handler404 = "api.views.not_found"
 handler500 = "api.views.server_error"

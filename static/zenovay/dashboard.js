@@ -1,0 +1,74 @@
+/* Zenovay dashboard: copy buttons and the state of the live sockets.
+   htmx (with its ws extension) does the fetching and swapping; this only adds feedback. */
+(function () {
+  "use strict";
+
+  // Copy a snippet: the clipboard API where allowed, else select the text for Ctrl+C.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var source = document.getElementById(button.getAttribute("data-copy"));
+    var label = button.textContent;
+    function done(text) {
+      button.textContent = text;
+      setTimeout(function () { button.textContent = label; }, 2000);
+    }
+    function select() {
+      var range = document.createRange();
+      range.selectNodeContents(source);
+      var selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      done("Press Ctrl+C");
+    }
+    if (!navigator.clipboard) return select();
+    navigator.clipboard.writeText(source.textContent).then(function () { done("Copied"); }, select);
+  });
+
+  function indicator(section) {
+    var head = section.closest(".content") || document;
+    return section.querySelector("[data-conn]") || head.querySelector("[data-conn]");
+  }
+
+  function show(section, state, text) {
+    var conn = indicator(section);
+    if (!conn) return;
+    conn.setAttribute("data-state", state);
+    conn.querySelector(".conn-text").textContent = text;
+  }
+
+  document.addEventListener("htmx:wsOpen", function (event) {
+    show(event.target, "live", "Live");
+  });
+
+  document.addEventListener("htmx:wsClose", function (event) {
+    var code = event.detail.event.code;
+    if (code === 4403) {
+      // Signed out (or the session expired): the page itself will send us to sign in.
+      window.location.reload();
+      return;
+    }
+    if (code === 4404) {
+      show(event.target, "offline", "Not live: the website is disabled");
+      return;
+    }
+    show(event.target, "offline", "Reconnecting…");
+    // htmx retries by itself after abnormal closures only; a server going away cleanly
+    // (a deploy) closes normally, so retry those too, after a jittered pause.
+    var socket = event.detail.socketWrapper;
+    if ([1006, 1011, 1012, 1013].indexOf(code) < 0 && document.contains(event.target)) {
+      setTimeout(function () { socket.reconnect(); }, 2000 + Math.random() * 3000);
+    }
+  });
+
+  // A number that changed flashes briefly, so the eye catches movement.
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var next = event.detail.fragment.firstElementChild;
+    var count = next && next.getAttribute("data-count");
+    if (count === null || count === event.detail.target.getAttribute("data-count")) return;
+    next.classList.add("bump");
+  });
+  document.addEventListener("animationend", function (event) {
+    if (event.animationName === "zv-bump") event.target.classList.remove("bump");
+  });
+})();

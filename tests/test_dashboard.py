@@ -1,0 +1,621 @@
+"""The owner dashboard over HTTP and WebSocket: who sees what, fragments, charts, sign-in.
+
+Olivia owns shop.example. Tom is a site owner too, but not of her website; Eve is a
+signed-in user with no website at all. Neither may learn anything about shop.example:
+its id answers 404 on the page, on every htmx fragment and on the dashboard sockets.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY, get_user_model
+from django.test import Client
+
+from tests.conftest import DESKTOP_UA
+from zenovay import ingest, live, signin, store
+from zenovay.asgi import application
+from zenovay.models import Website
+from zenovay.owners import create_owner
+
+PASSWORD = "pw-olivia-123"
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+# --- Fixtures: an owner, a teammate, an outsider
+
+
+@pytest.fixture
+def owner(db):
+    return create_owner("olivia", PASSWORD)
+
+
+@pytest.fixture
+def teammate(db):
+    """A site owner too, but of no website here: must not see Olivia's."""
+    return create_owner("tom", "pw-tom-123")
+
+
+@pytest.fixture
+def outsider(db):
+    return get_user_model().objects.create_user("eve", password="pw-eve-123")
+
+
+@pytest.fixture
+def site(owner) -> Website:
+    return Website.objects.create(domain="shop.example", name="Shop", owner=owner)
+
+
+@pytest.fixture
+def olivia(client, owner) -> Client:
+    client.force_login(owner)
+    return client
+
+
+def visit(website: Website, path: str = "/", who: int = 1, **fields: object) -> None:
+    data = {"code": website.tracking_code, "type": "pageview", "url": f"https://shop.example{path}"}
+    data.update(fields)
+    visitor = ingest.Client(
+        ip=ipaddress.ip_address(0x51000000 + who), country="DE", user_agent=DESKTOP_UA
+    )
+    assert ingest.collect(body=json.dumps(data).encode(), client=visitor) is None
+
+
+def page_url(website: Website, query: str = "") -> str:
+    return f"/dashboard/{website.website_id}/{query}"
+
+
+def fragment(client: Client, website: Website, target: str, query: str = ""):
+    return client.get(page_url(website, query), HTTP_HX_TARGET=target, **HTMX)
+
+
+# --- Signing in and who sees what
+
+
+def test_the_root_sends_a_signed_in_owner_to_the_dashboard(olivia):
+    response = olivia.get("/")
+    assert (response.status_code, response["Location"]) == (302, "/dashboard/")
+
+
+@pytest.mark.parametrize("path", ["/", "/dashboard/", "/dashboard/ws_abcdef123/"])
+def test_anonymous_visitors_are_sent_to_sign_in(client, db, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"] == f"/login/?next={path}"
+
+
+def test_an_htmx_request_without_a_session_sends_the_whole_page_to_sign_in(client, site):
+    response = client.get(
+        page_url(site, "?period=week"),
+        HTTP_HX_TARGET="zv-period",
+        HTTP_HX_CURRENT_URL=f"http://testserver{page_url(site)}",
+        **HTMX,
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == f"/login/?next={page_url(site)}"
+    assert b"zv-period" not in response.content
+
+
+def test_the_sign_in_form_signs_an_owner_in_and_goes_to_the_dashboard(client, owner):
+    page = client.get("/login/?next=/dashboard/")
+    assert page.status_code == 200
+    assert b'name="username"' in page.content and b'name="password"' in page.content
+    response = client.post(
+        "/login/", {"username": "olivia", "password": PASSWORD, "next": "/dashboard/"}
+    )
+    assert (response.status_code, response["Location"]) == (302, "/dashboard/")
+    assert client.session[SESSION_KEY] == str(owner.pk)
+
+
+def test_an_owner_sees_their_websites_with_live_counts(olivia, site, teammate):
+    Website.objects.create(domain="tom.example", owner=teammate)
+    visit(site)
+
+    page = olivia.get("/dashboard/").content.decode()
+
+    assert "Shop" in page and "tom.example" not in page
+    assert 'ws-connect="/ws/dashboard/sites"' in page
+    assert re.search(rf'id="zv-{site.website_id}-live"[^>]*data-count="1"', page)
+    assert re.search(rf'id="zv-{site.website_id}-views"[^>]*data-count="1"', page)
+    assert f'href="/dashboard/{site.website_id}/"' in page
+
+
+def test_an_owner_without_websites_is_invited_to_add_one(client, teammate):
+    client.force_login(teammate)
+    page = client.get("/dashboard/").content.decode()
+    assert "Add your first website" in page
+    assert 'href="/admin/zenovay/website/add/"' in page
+    assert "ws-connect" not in page
+
+
+def test_a_superuser_sees_every_website(client, site, teammate):
+    Website.objects.create(domain="tom.example", owner=teammate)
+    client.force_login(get_user_model().objects.create_superuser("root", password="pw-root-1"))
+    page = client.get("/dashboard/").content.decode()
+    assert "Shop" in page and "tom.example" in page
+    assert client.get(page_url(site)).status_code == 200
+
+
+FRAGMENTS = [("", None), ("?period=week", "zv-period"), ("", "zv-charts"), ("", "zv-setup-status")]
+
+
+@pytest.mark.parametrize("who", ["teammate", "outsider"])
+@pytest.mark.parametrize(("query", "target"), FRAGMENTS)
+def test_someone_elses_website_is_not_found_on_the_page_and_every_fragment(
+    request, client, site, who, query, target
+):
+    visit(site)
+    client.force_login(request.getfixturevalue(who))
+    headers = {"HTTP_HX_TARGET": target, **HTMX} if target else {}
+
+    response = client.get(page_url(site, query), **headers)
+
+    assert response.status_code == 404
+    assert b"shop.example" not in response.content and b"Shop" not in response.content
+
+
+@pytest.mark.parametrize("ident", ["ws_unknown123", "garbage", "ZV_AAAAAAAAAAA"])
+def test_an_unknown_or_malformed_website_id_is_not_found(olivia, site, ident):
+    assert olivia.get(f"/dashboard/{ident}/").status_code == 404
+
+
+# --- A website's dashboard
+
+
+def test_the_page_shows_the_realtime_panel_pushed_over_the_owners_socket(olivia, site):
+    visit(site, "/pricing")
+    page = olivia.get(page_url(site)).content.decode()
+    assert f'ws-connect="/ws/dashboard/{site.website_id}"' in page
+    assert re.search(r'id="zv-rt-live"[^>]*data-count="1"', page)
+    assert "/pricing" in page and "Germany" in page and "🇩🇪" in page
+    assert 'href="/admin/zenovay/website/' in page  # settings
+    assert '<form method="post" action="/logout/">' in page
+
+
+def test_the_period_picker_fragment_has_only_the_chosen_period(olivia, site):
+    visit(site, "/pricing")
+
+    response = fragment(olivia, site, "zv-period", "?period=week")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<section id="zv-period"') or 'id="zv-period"' in html
+    assert "<html" not in html and "zv-rt-live" not in html
+    assert re.search(r'aria-current="true">This week<', html)
+    assert 'hx-push-url="true"' in html
+    assert re.search(r'id="zv-period-visitors">1<', html)
+    assert "HX-Request" in response["Vary"] and "HX-Target" in response["Vary"]
+
+
+def test_the_period_picker_falls_back_to_today(olivia, site):
+    html = fragment(olivia, site, "zv-period", "?period=decade").content.decode()
+    assert re.search(r'aria-current="true">Today<', html)
+
+
+def test_the_page_opens_on_the_period_in_its_address(olivia, site):
+    visit(site)
+    html = olivia.get(page_url(site, "?period=month")).content.decode()
+    assert re.search(r'aria-current="true">This month<', html)
+    assert "<html" in html
+
+
+def test_breakdowns_list_pages_sources_places_devices_and_custom_events(olivia, site):
+    visit(site, "/pricing?utm_source=newsletter", referrer="https://news.ycombinator.com/x")
+    visit(site, "/docs", who=2)
+    ingest.collect(
+        body=json.dumps(
+            {
+                "code": site.tracking_code,
+                "type": "event",
+                "name": "signup",
+                "props": {"plan": "pro"},
+                "url": "https://shop.example/pricing",
+            }
+        ).encode(),
+        client=ingest.Client(
+            ip=ipaddress.ip_address("81.0.0.1"), country="DE", user_agent=DESKTOP_UA
+        ),
+    )
+
+    html = fragment(olivia, site, "zv-period").content.decode()
+
+    for title in ["Top pages", "Referrers", "UTM sources", "Countries", "Devices", "Browsers",
+                  "Operating systems", "Custom events", "Latest custom events"]:  # fmt: skip
+        assert f">{title}</h3>" in html
+    for text in ["/pricing", "/docs", "newsletter", "Germany", "Desktop", "Chrome", "Linux"]:
+        assert text in html
+    assert 'href="https://news.ycombinator.com/"' in html  # a plain domain: linked
+    assert '<td class="mono">signup</td>' in html
+    assert "<dt>plan</dt><dd>pro</dd>" in html
+
+
+def test_charts_are_inline_svg_with_24_hourly_and_30_daily_bars(olivia, site):
+    visit(site)
+    html = olivia.get(page_url(site)).content.decode()
+
+    charts = dict(re.findall(r'<svg id="(chart-\w+)"(.*?)</svg>', html, re.S))
+
+    assert set(charts) == {"chart-hourly", "chart-daily"}
+    for chart_id, bars in (("chart-hourly", 24), ("chart-daily", 30)):
+        svg = charts[chart_id]
+        assert svg.count('class="bar-v"') == bars
+        assert svg.count('class="bar-pv"') == bars
+        assert svg.count("<title>") == bars  # one tooltip per bar
+        assert f'role="img" aria-labelledby="{chart_id}-title {chart_id}-desc"' in svg
+        assert f'<title id="{chart_id}-title">Visitors and pageviews per ' in svg
+        assert "1 pageview from" in svg  # the description for screen readers
+    assert len(re.findall(r'class="y-label"', charts["chart-hourly"])) == 5
+
+
+def test_the_charts_fragment_refreshes_by_itself(olivia, site):
+    visit(site)
+    html = fragment(olivia, site, "zv-charts").content.decode()
+    assert 'id="zv-charts"' in html and 'hx-trigger="every 60s"' in html
+    assert html.count('class="bar-v"') == 54 and "<html" not in html
+
+
+# --- The empty state
+
+
+def test_a_website_without_events_shows_how_to_install_the_snippet(olivia, site):
+    html = olivia.get(page_url(site)).content.decode()
+
+    snippet = f"&lt;script async src=&quot;{settings.ZENOVAY_PUBLIC_URL}/z.js&quot; "
+    assert snippet in html and site.tracking_code in html
+    assert 'data-copy="zv-snippet"' in html
+    assert f'href="/admin/zenovay/website/{site.pk}/change/"' in html
+    assert re.search(r'id="zv-setup-status"[^>]*hx-trigger="every 3s"', html)
+    assert "ws-connect" not in html and "chart-hourly" not in html
+
+
+def test_the_setup_status_keeps_polling_until_the_first_event(olivia, site):
+    waiting = fragment(olivia, site, "zv-setup-status")
+    assert waiting.status_code == 200
+    assert "Waiting for the first event" in waiting.content.decode()
+    assert 'hx-trigger="every 3s"' in waiting.content.decode()
+    assert "HX-Retarget" not in waiting
+
+    visit(site, "/first")
+    arrived = fragment(olivia, site, "zv-setup-status")
+
+    html = arrived.content.decode()
+    assert (arrived["HX-Retarget"], arrived["HX-Reswap"]) == ("#zv-panel", "outerHTML")
+    assert html.lstrip().startswith('<div id="zv-panel"')
+    assert f'ws-connect="/ws/dashboard/{site.website_id}"' in html
+    assert re.search(r'id="zv-rt-live"[^>]*data-count="1"', html)
+    assert "every 3s" not in html
+
+
+# --- Escaping what visitors control
+
+
+PWN = "window.__pwned=1"
+
+
+def test_visitor_controlled_text_is_escaped_and_never_linked_unsafely(olivia, site):
+    visit(site, f"/<script>{PWN}</script>?utm_source=<img src=x onerror={PWN}>",
+          referrer=f"https://<img src=x onerror={PWN}>/")  # fmt: skip
+    visit(site, f"/javascript:{PWN}?utm_source=javascript:{PWN}", who=2,
+          referrer=f"https://javascript:{PWN}@evil.example/")  # fmt: skip
+    ingest.collect(
+        body=json.dumps(
+            {
+                "code": site.tracking_code,
+                "type": "event",
+                "name": f"<img src=x onerror={PWN}>",
+                "props": {f"<b>{PWN}</b>": f'"><script>{PWN}</script>'},
+                "url": "https://shop.example/",
+            }
+        ).encode(),
+        client=ingest.Client(
+            ip=ipaddress.ip_address("81.0.0.9"), country="", user_agent=DESKTOP_UA
+        ),
+    )
+
+    for html in (
+        olivia.get(page_url(site)).content.decode(),
+        fragment(olivia, site, "zv-period", "?period=month").content.decode(),
+    ):
+        assert "<script>window" not in html and "<img src=x" not in html and "<b>window" not in html
+        assert f"&lt;script&gt;{PWN}&lt;/script&gt;" in html
+        assert f"&lt;img src=x onerror={PWN}&gt;" in html
+        assert not re.search(r'href="\s*javascript:', html, re.I)
+        assert 'href="https://evil.example/"' in html  # the host of that referrer, nothing more
+
+
+# --- Sign-in throttling
+
+
+def post_login(client: Client, password: str, username: str = "olivia", ip: str = "10.0.0.1"):
+    return client.post("/login/", {"username": username, "password": password}, REMOTE_ADDR=ip)
+
+
+def signed_in(client: Client) -> bool:
+    return SESSION_KEY in client.session
+
+
+def test_the_sixth_attempt_is_refused_while_locked_even_with_the_right_password(client, owner):
+    for _ in range(5):
+        assert post_login(client, "wrong").status_code == 200
+
+    response = post_login(client, PASSWORD)
+
+    assert response.status_code == 200
+    assert not signed_in(client)
+    html = response.content.decode()
+    assert "Too many failed sign-in attempts" in html
+    assert "15 more minute(s)" in html
+    assert 'role="alert"' in html
+
+
+def test_the_fifth_failure_already_says_that_signing_in_is_paused(client, owner):
+    for _ in range(4):
+        assert "Please enter a correct username" in post_login(client, "wrong").content.decode()
+    assert "Too many failed sign-in attempts" in post_login(client, "wrong").content.decode()
+
+
+def test_a_username_is_locked_whatever_address_the_attempts_come_from(client, owner):
+    for n in range(5):
+        post_login(client, "wrong", ip=f"10.0.1.{n}")
+    response = post_login(client, PASSWORD, ip="10.0.2.1")
+    assert "Too many failed sign-in attempts" in response.content.decode()
+    assert not signed_in(client)
+
+
+def test_an_address_is_locked_whatever_usernames_it_tries(client, owner):
+    for n in range(5):
+        post_login(client, "guess", username=f"user{n}")
+    assert not signed_in(client) and "Too many" in post_login(client, PASSWORD).content.decode()
+    post_login(client, PASSWORD, ip="10.0.0.2")  # the owner elsewhere is not locked out
+    assert signed_in(client)
+
+
+def test_the_lock_ends_after_fifteen_minutes(client, owner, monkeypatch):
+    for _ in range(5):
+        post_login(client, "wrong")
+    later = time.time() + signin.LOCK_SECONDS + 1
+    monkeypatch.setattr(time, "time", lambda: later)  # the cache's clock too
+
+    response = post_login(client, PASSWORD)
+
+    assert response.status_code == 302 and signed_in(client)
+
+
+def test_a_successful_sign_in_clears_the_usernames_failures(client, owner):
+    for _ in range(4):
+        post_login(client, "wrong", ip="10.0.3.1")
+    post_login(client, PASSWORD, ip="10.0.3.2")
+    client.logout()
+    for _ in range(4):
+        post_login(client, "wrong", ip="10.0.3.3")
+    post_login(client, PASSWORD, ip="10.0.3.4")
+    assert signed_in(client)
+
+
+def test_the_admin_sign_in_is_throttled_too(client, owner):
+    for _ in range(5):
+        client.post("/admin/login/", {"username": "olivia", "password": "wrong"})
+
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": "olivia", "password": PASSWORD}
+    )
+
+    assert response.status_code == 200 and not signed_in(client)
+    assert "Too many failed sign-in attempts" in response.content.decode()
+
+
+def test_the_admin_still_refuses_non_staff_users(client, outsider):
+    response = client.post("/admin/login/", {"username": "eve", "password": "pw-eve-123"})
+    assert response.status_code == 200 and not signed_in(client)
+
+
+# --- CSRF
+
+
+def test_sign_in_without_a_csrf_token_is_refused(db, owner):
+    csrf_client = Client(enforce_csrf_checks=True)
+    response = csrf_client.post("/login/", {"username": "olivia", "password": PASSWORD})
+    assert response.status_code == 403
+    assert not signed_in(csrf_client)
+
+
+def test_sign_in_with_the_forms_csrf_token_works(db, owner):
+    csrf_client = Client(enforce_csrf_checks=True)
+    page = csrf_client.get("/login/").content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
+    response = csrf_client.post(
+        "/login/", {"username": "olivia", "password": PASSWORD, "csrfmiddlewaretoken": token}
+    )
+    assert response.status_code == 302 and signed_in(csrf_client)
+
+
+def test_sign_out_needs_a_post_with_the_csrf_token(db, owner):
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(owner)
+
+    assert csrf_client.get("/logout/").status_code == 405
+    assert csrf_client.post("/logout/").status_code == 403
+    assert signed_in(csrf_client)
+
+    page = csrf_client.get("/dashboard/").content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
+    response = csrf_client.post("/logout/", {"csrfmiddlewaretoken": token})
+    assert (response.status_code, response["Location"]) == (302, "/login/")
+    assert not signed_in(csrf_client)
+
+
+def test_collect_is_the_one_post_without_csrf(db, site):
+    csrf_client = Client(enforce_csrf_checks=True)
+    response = csrf_client.post(
+        "/e/collect",
+        json.dumps(
+            {"code": site.tracking_code, "type": "pageview", "url": "https://shop.example/"}
+        ),
+        content_type="text/plain",
+        HTTP_USER_AGENT=DESKTOP_UA,
+    )
+    assert response.status_code == 202
+
+
+# --- The dashboard sockets, through the real AuthMiddlewareStack
+
+
+@pytest.fixture
+def _fresh_push_state():
+    store.reset()
+    live.stop_tickers()
+    yield
+    live.stop_tickers()
+    store.reset()
+
+
+def session_headers(user, origin: bytes | None = b"http://testserver") -> list[tuple[bytes, bytes]]:
+    """The handshake a browser on a dashboard page sends: its session cookie and origin."""
+    client = Client()
+    client.force_login(user)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    headers = [(b"cookie", cookie.encode()), (b"host", b"testserver")]
+    return headers + ([(b"origin", origin)] if origin else [])
+
+
+async def open_socket(path: str, headers: list[tuple[bytes, bytes]] | None = None):
+    ws = WebsocketCommunicator(application, path, headers=headers or [])
+    connected, _ = await ws.connect(timeout=5)
+    assert connected
+    return ws
+
+
+async def closed_with(ws: WebsocketCommunicator) -> int:
+    message = await ws.receive_output(timeout=5)
+    assert message["type"] == "websocket.close", message
+    return message["code"]
+
+
+@pytest.mark.parametrize("origin", [b"http://testserver", None])
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_fresh_push_state")
+async def test_the_owner_gets_the_realtime_panel_over_their_socket(owner, site, origin):
+    await sync_to_async(visit)(site, "/<b>bold</b>")
+    headers = await sync_to_async(session_headers)(owner, origin)
+
+    ws = await open_socket(f"/ws/dashboard/{site.website_id}", headers)
+    html = await ws.receive_from(timeout=5)
+
+    assert re.search(r'id="zv-rt-live" class="num" hx-swap-oob="true" data-count="1"', html)
+    assert "&lt;b&gt;bold&lt;/b&gt;" in html and "<b>bold" not in html
+    await ws.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_fresh_push_state")
+async def test_the_owner_socket_pushes_new_events(owner, site):
+    headers = await sync_to_async(session_headers)(owner)
+    ws = await open_socket(f"/ws/dashboard/{site.website_id}", headers)
+    assert 'data-count="0"' in await ws.receive_from(timeout=5)
+
+    await sync_to_async(visit)(site, "/pricing")
+    live.site_changed(site.pk)  # what on_commit does after a real request
+
+    html = await ws.receive_from(timeout=3)
+    assert re.search(r'id="zv-rt-live"[^>]*data-count="1"', html) and "/pricing" in html
+    await ws.disconnect()
+
+
+@pytest.mark.parametrize("who", ["teammate", "outsider"])
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_fresh_push_state")
+async def test_someone_elses_website_socket_is_closed_with_4404(request, site, who):
+    user = await sync_to_async(request.getfixturevalue)(who)
+    headers = await sync_to_async(session_headers)(user)
+    ws = await open_socket(f"/ws/dashboard/{site.website_id}", headers)
+    assert await closed_with(ws) == 4404
+
+
+@pytest.mark.parametrize("ident", ["ws_unknown123", "garbage"])
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_fresh_push_state")
+async def test_an_unknown_website_socket_is_closed_with_4404(owner, ident):
+    headers = await sync_to_async(session_headers)(owner)
+    ws = await open_socket(f"/ws/dashboard/{ident}", headers)
+    assert await closed_with(ws) == 4404
+
+
+@pytest.mark.parametrize("path", ["/ws/dashboard/{id}", "/ws/dashboard/sites"])
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_fresh_push_state")
+async def test_dashboard_sockets_without_a_session_are_closed_with_4403(site, path):
+    ws = await open_socket(path.format(id=site.website_id), [(b"origin", b"http://testserver")])
+    assert await closed_with(ws) == 4403
+
+
+@pytest.mark.parametrize("path", ["/ws/dashboard/{id}", "/ws/dashboard/sites"])
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_fresh_push_state")
+async def test_dashboard_sockets_opened_by_another_sites_page_are_closed_with_4403(
+    owner, site, path
+):
+    headers = await sync_to_async(session_headers)(owner, b"https://evil.example")
+    ws = await open_socket(path.format(id=site.website_id), headers)
+    assert await closed_with(ws) == 4403
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_fresh_push_state")
+async def test_the_websites_socket_sends_each_of_the_owners_cards(owner, site, teammate):
+    other = await Website.objects.acreate(domain="blog.example", owner=owner)
+    toms = await Website.objects.acreate(domain="tom.example", owner=teammate)
+    await sync_to_async(visit)(site)
+    ws = await open_socket("/ws/dashboard/sites", await sync_to_async(session_headers)(owner))
+
+    messages = [await ws.receive_from(timeout=5) for _ in range(2)]
+
+    joined = "".join(messages)
+    assert re.search(rf'id="zv-{site.website_id}-live"[^>]*data-count="1"', joined)
+    assert re.search(rf'id="zv-{other.website_id}-live"[^>]*data-count="0"', joined)
+    assert toms.website_id not in joined
+    assert await ws.receive_nothing(timeout=0.3)
+    await ws.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_fresh_push_state")
+async def test_the_websites_socket_pushes_the_card_of_the_site_that_changed(owner, site):
+    other = await Website.objects.acreate(domain="blog.example", owner=owner)
+    ws = await open_socket("/ws/dashboard/sites", await sync_to_async(session_headers)(owner))
+    for _ in range(2):
+        await ws.receive_from(timeout=5)
+
+    await sync_to_async(visit)(site, "/pricing")
+    assert await live.push(site.pk)
+
+    html = await ws.receive_from(timeout=3)
+    assert re.search(rf'id="zv-{site.website_id}-live"[^>]*data-count="1"', html)
+    assert other.website_id not in html
+    await ws.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_fresh_push_state")
+async def test_a_teammates_websites_socket_hears_nothing_of_olivias_site(site, teammate):
+    ws = await open_socket("/ws/dashboard/sites", await sync_to_async(session_headers)(teammate))
+    await sync_to_async(visit)(site)
+    await live.push(site.pk)
+    assert await ws.receive_nothing(timeout=0.5)
+    await ws.disconnect()
+
+
+@pytest.mark.parametrize("path", ["/ws/live/{code}", "/ws/realtime/{id}"])
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_fresh_push_state")
+async def test_public_widget_sockets_still_accept_any_origin(site, path):
+    url = path.format(code=site.tracking_code, id=site.website_id)
+    ws = await open_socket(url, [(b"origin", b"https://customer.example")])
+    assert "timestamp" in json.loads(await ws.receive_from(timeout=5))
+    await ws.disconnect()

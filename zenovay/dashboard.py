@@ -1,0 +1,234 @@
+"""The owner dashboard: server-rendered pages and htmx fragments, pushed live over WebSockets.
+
+Owners see only their websites (a superuser sees all); any other website id is a 404
+on the page, on every fragment and on the socket, so ids cannot be probed. Each view is
+one URL that answers with the page or, for htmx, the fragment its target asks for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth.views import LoginView, redirect_to_login
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
+
+from zenovay import charts, ids, metrics, reports, snippets
+from zenovay.countries import flag
+from zenovay.models import Website
+from zenovay.signin import ThrottledAuthenticationForm
+
+BREAKDOWNS: list[tuple[reports.Field, str, str]] = [
+    ("page", "Top pages", "Page"),
+    ("referrer", "Referrers", "Source"),
+    ("utm_source", "UTM sources", "utm_source"),
+    ("country", "Countries", "Country"),
+    ("device", "Devices", "Device"),
+    ("browser", "Browsers", "Browser"),
+    ("os", "Operating systems", "System"),
+]
+PERIOD_LABELS = {"today": "Today", "week": "This week", "month": "This month"}
+
+
+# --- Who may see what
+
+
+def owned_websites(user: Any) -> QuerySet[Website]:
+    """The websites a user may look at: their own, or every one for a superuser."""
+    if not (user and user.is_authenticated and user.is_active):
+        return Website.objects.none()
+    if user.is_superuser:
+        return Website.objects.all()
+    return Website.objects.filter(owner=user)
+
+
+def owned_website(user: Any, website_id: str, *, enabled_only: bool = False) -> Website | None:
+    if not ids.is_website_id(website_id):
+        return None
+    websites = owned_websites(user)
+    if enabled_only:
+        websites = websites.filter(enabled=True)
+    return websites.filter(website_id=website_id).first()
+
+
+def owner_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """`login_required` that sends an htmx request's whole page, not its fragment, to sign-in."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        if request.htmx:
+            page = request.htmx.current_url_abs_path or reverse("dashboard")
+            return HttpResponseClientRedirect(redirect_to_login(page).url)
+        return redirect_to_login(request.get_full_path())
+
+    return wrapper
+
+
+# --- Views
+
+
+class SignInView(LoginView):
+    template_name = "dashboard/login.html"
+    authentication_form = ThrottledAuthenticationForm
+    redirect_authenticated_user = True
+
+
+@owner_required
+def index(request: HttpRequest) -> HttpResponse:
+    return redirect("dashboard")
+
+
+@owner_required
+def sites(request: HttpRequest) -> HttpResponse:
+    """Every website of the user with its live figures, kept moving by /ws/dashboard/sites."""
+    now = timezone.now()
+    websites = list(owned_websites(request.user))
+    cards = [_card(website, now) for website in websites]
+    return render(request, "dashboard/sites.html", {**_nav(websites), "cards": cards})
+
+
+@owner_required
+def site(request: HttpRequest, website_id: str) -> HttpResponse:
+    """A website's dashboard; htmx asks for one of its parts by target id."""
+    website = owned_website(request.user, website_id)
+    if website is None:
+        raise Http404("No such website.")
+    now = timezone.now()
+    period = _period(request)
+    target = request.htmx.target if request.htmx else None
+    if target == "zv-period":
+        response = render(request, "dashboard/_period.html", _period_context(website, period, now))
+    elif target == "zv-charts":
+        response = render(request, "dashboard/_charts.html", _charts_context(website, now))
+    elif target == "zv-setup-status":
+        response = _setup_status(request, website, period, now)
+    else:
+        websites = list(owned_websites(request.user))
+        context = {**_nav(websites, website), **_panel_context(website, period, now)}
+        response = render(request, "dashboard/site.html", context)
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
+
+
+def _setup_status(
+    request: HttpRequest, website: Website, period: metrics.Period, now: dt.datetime
+) -> HttpResponse:
+    """While waiting for the first event, the status line; once it came, the whole panel."""
+    status = metrics.status(website, now)
+    if status["last_event"] is None:
+        return render(request, "dashboard/_setup_status.html", {"website": website, "now": now})
+    panel = render(request, "dashboard/_panel.html", _panel_context(website, period, now))
+    return reswap(retarget(panel, "#zv-panel"), "outerHTML")
+
+
+# --- Contexts
+
+
+def _nav(websites: list[Website], current: Website | None = None) -> dict[str, Any]:
+    return {"nav_websites": websites, "current": current}
+
+
+def _card(website: Website, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "website": website,
+        "data": _with_flags(metrics.realtime(website, now)),
+        "status": metrics.status(website, now),
+        "spark": charts.sparkline(reports.hourly(website, now)),
+    }
+
+
+def _period(request: HttpRequest) -> metrics.Period:
+    value = request.GET.get("period", "today")
+    return value if value in metrics.PERIODS else "today"  # type: ignore[return-value]
+
+
+def _panel_context(website: Website, period: metrics.Period, now: dt.datetime) -> dict[str, Any]:
+    status = metrics.status(website, now)
+    context: dict[str, Any] = {"website": website, "status": status}
+    if status["last_event"] is None:
+        return {**context, "setup": True, "snippet": snippets.tracker(website), "now": now}
+    return {
+        **context,
+        "data": _with_flags(metrics.realtime(website, now)),
+        **_charts_context(website, now),
+        **_period_context(website, period, now),
+    }
+
+
+def _charts_context(website: Website, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "website": website,
+        "hourly": charts.bar_chart(
+            reports.hourly(website, now),
+            chart_id="chart-hourly",
+            title="Visitors and pageviews per hour, last 24 hours",
+            label_every=3,
+        ),
+        "daily": charts.bar_chart(
+            reports.daily(website, now),
+            chart_id="chart-daily",
+            title="Visitors and pageviews per day, last 30 days",
+            label_every=5,
+        ),
+    }
+
+
+def _period_context(website: Website, period: metrics.Period, now: dt.datetime) -> dict[str, Any]:
+    since = metrics.period_start(now, website, period)
+    tables = [
+        {"key": key, "title": title, "column": column, "rows": _with_share(rows)}
+        for key, title, column in BREAKDOWNS
+        for rows in [reports.breakdown(website, since, now, key)]
+    ]
+    return {
+        "website": website,
+        "period": period,
+        "periods": [(key, PERIOD_LABELS[key]) for key in metrics.PERIODS],
+        "figures": reports.period_figures(website, period, now),
+        "tables": tables,
+        "events": reports.custom_events(website, since, now),
+        "recent_events": reports.recent_events(website, since, now),
+    }
+
+
+def _with_share(rows: list[reports.Row]) -> list[dict[str, Any]]:
+    """Each row with its bar width: a share of the top row, in percent."""
+    top = rows[0]["visitors"] if rows else 1
+    return [{**row, "share": round(100 * row["visitors"] / top)} for row in rows]
+
+
+def _with_flags(realtime: metrics.RealtimeSnapshot) -> dict[str, Any]:
+    # A copy: the snapshot may be shared with every other viewer and must not change.
+    data = json.loads(json.dumps(realtime))
+    for country in data["countries"]:
+        country["flag"] = flag(country["code"])
+    return data
+
+
+# --- Fragments pushed over the dashboard sockets, rendered once per snapshot per process
+
+
+def realtime_fragment(realtime: metrics.RealtimeSnapshot) -> str:
+    return _render("dashboard/_realtime.html", "", json.dumps(realtime))
+
+
+def card_fragment(website_id: str, realtime: metrics.RealtimeSnapshot) -> str:
+    return _render("dashboard/_card_counts.html", website_id, json.dumps(realtime))
+
+
+@functools.lru_cache(maxsize=256)
+def _render(template: str, website_id: str, snapshot_json: str) -> str:
+    data = _with_flags(json.loads(snapshot_json))
+    return render_to_string(template, {"data": data, "website_id": website_id, "oob": True})

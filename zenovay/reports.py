@@ -1,0 +1,248 @@
+"""The owner dashboard's extra queries: time series, breakdowns and custom events.
+
+Like `metrics`, every function returns JSON-ready TypedDicts and lists, never
+QuerySets, and every query is bounded by time (at most the last 30 days, or the
+period the owner picked), so a page costs the same after years of traffic.
+Buckets follow the website's time zone: a day starts at local midnight, so days
+around a DST change have 23 or 25 hours.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Literal, TypedDict
+
+from django.db import connection
+from django.db.models import Case, Count, F, IntegerField, QuerySet, When
+from django.db.models.functions import Collate
+
+from zenovay import metrics
+from zenovay.countries import country_name, flag
+from zenovay.models import Event, Website
+
+Field = Literal["page", "country", "referrer", "utm_source", "device", "browser", "os"]
+FIELDS: tuple[Field, ...] = ("page", "country", "referrer", "utm_source", "device", "browser", "os")
+_COLUMNS: dict[Field, str] = {
+    "page": "path",
+    "country": "country",
+    "referrer": "referrer_host",
+    "utm_source": "utm_source",
+    "device": "device",
+    "browser": "browser",
+    "os": "os",
+}
+HOURS = 24
+DAYS = 30
+
+
+class Bucket(TypedDict):
+    start: str  # UTC ISO 8601, the bucket's first instant
+    label: str  # local wall-clock time ("14:00") or day ("Mar 10")
+    visitors: int
+    pageviews: int
+
+
+class Row(TypedDict):
+    value: str
+    label: str  # what a person reads: the country's name, "Desktop", the value itself
+    flag: str  # emoji flag for countries, "" otherwise
+    visitors: int
+    pageviews: int
+
+
+class EventCount(TypedDict):
+    name: str
+    count: int
+    visitors: int
+
+
+class Prop(TypedDict):
+    key: str
+    value: str
+
+
+class RecentEvent(TypedDict):
+    name: str
+    path: str
+    props: list[Prop]
+    at: str
+
+
+class PeriodFigures(TypedDict):
+    period: metrics.Period
+    since: str
+    visitors: int
+    pageviews: int
+    live: int
+    bounceRate: float
+    avgSessionDuration: int
+    pagesPerSession: float
+    newVisitorRate: float
+    returningVisitorRate: float
+
+
+# --- Time series
+
+
+def hourly(website: Website, now: dt.datetime) -> list[Bucket]:
+    """Visitors and pageviews in each of the last 24 local hours, the current one last."""
+    zone = website.zone
+    current = now.astimezone(zone).replace(minute=0, second=0, microsecond=0)
+    # Stepping back in UTC keeps local hour boundaries, also for half-hour offsets and DST.
+    last = current.astimezone(dt.UTC)
+    starts = [last - dt.timedelta(hours=k) for k in range(HOURS - 1, -1, -1)]
+    labels = [f"{start.astimezone(zone):%H:00}" for start in starts]
+    return _series(website, starts, labels, now)
+
+
+def daily(website: Website, now: dt.datetime, days: int = DAYS) -> list[Bucket]:
+    """Visitors and pageviews on each of the last `days` local days, today last."""
+    zone = website.zone
+    today = now.astimezone(zone).date()
+    dates = [today - dt.timedelta(days=k) for k in range(days - 1, -1, -1)]
+    starts = [dt.datetime.combine(day, dt.time(), tzinfo=zone) for day in dates]
+    labels = [f"{day:%b} {day.day}" for day in dates]
+    return _series(website, starts, labels, now)
+
+
+def _series(
+    website: Website, starts: list[dt.datetime], labels: list[str], now: dt.datetime
+) -> list[Bucket]:
+    """One grouped query: each pageview gets the index of its bucket, then zero-fill."""
+    # Bucket edges are computed here, in Python, so both databases agree on DST days.
+    bucket = Case(
+        *[When(ts__lt=start, then=i - 1) for i, start in enumerate(starts[1:], start=1)],
+        default=len(starts) - 1,
+        output_field=IntegerField(),
+    )
+    rows = (
+        _pageviews(website, starts[0], now)
+        .annotate(bucket=bucket)
+        .values("bucket")
+        .annotate(visitors=Count("visitor", distinct=True), pageviews=Count("id"))
+        .order_by()
+    )
+    found = {row["bucket"]: row for row in rows}
+    return [
+        {
+            "start": metrics.iso(start),
+            "label": label,
+            "visitors": found.get(i, {}).get("visitors", 0),
+            "pageviews": found.get(i, {}).get("pageviews", 0),
+        }
+        for i, (start, label) in enumerate(zip(starts, labels, strict=True))
+    ]
+
+
+# --- Breakdowns
+
+
+def breakdown(
+    website: Website, since: dt.datetime, until: dt.datetime, field: Field, limit: int = 10
+) -> list[Row]:
+    """Top values of one pageview field by distinct visitors; unknown values left out."""
+    column = _COLUMNS[field]
+    rows = (
+        _pageviews(website, since, until)
+        .exclude(**{column: ""})
+        .values(column)
+        .annotate(visitors=Count("visitor", distinct=True), pageviews=Count("id"))
+        .order_by("-visitors", by_code_point(column))[:limit]
+    )
+    return [_row(field, row[column], row["visitors"], row["pageviews"]) for row in rows]
+
+
+def _row(field: Field, value: str, visitors: int, pageviews: int) -> Row:
+    label, emoji = value, ""
+    if field == "country":
+        label, emoji = country_name(value), flag(value)
+    elif field == "device":
+        label = value.capitalize()
+    return {
+        "value": value,
+        "label": label,
+        "flag": emoji,
+        "visitors": visitors,
+        "pageviews": pageviews,
+    }
+
+
+def by_code_point(column: str) -> F | Collate:
+    """Order text as Python does (by code point), whatever the database's collation says.
+
+    Ties are broken by value; without this PostgreSQL's locale order ("/a-b" before "/ab"
+    or not) could differ from SQLite's and from the realtime snapshot's.
+    """
+    if connection.vendor == "postgresql":
+        return Collate(column, "C")
+    return F(column)  # SQLite compares text byte by byte, which is code point order in UTF-8
+
+
+# --- Custom events
+
+
+def custom_events(
+    website: Website, since: dt.datetime, until: dt.datetime, limit: int = 10
+) -> list[EventCount]:
+    """Custom events by name: how often they fired and for how many visitors."""
+    rows = (
+        _custom(website, since, until)
+        .values("name")
+        .annotate(count=Count("id"), visitors=Count("visitor", distinct=True))
+        .order_by("-count", by_code_point("name"))[:limit]
+    )
+    return [{"name": r["name"], "count": r["count"], "visitors": r["visitors"]} for r in rows]
+
+
+def recent_events(
+    website: Website, since: dt.datetime, until: dt.datetime, limit: int = 10
+) -> list[RecentEvent]:
+    """The latest custom events with their properties, newest first."""
+    rows = (
+        _custom(website, since, until)
+        .order_by("-ts", "-id")
+        .values_list("name", "path", "props", "ts")[:limit]
+    )
+    return [
+        {"name": name, "path": path, "props": _props(props), "at": metrics.iso(ts)}
+        for name, path, props, ts in rows
+    ]
+
+
+def _pageviews(website: Website, since: dt.datetime, until: dt.datetime) -> QuerySet[Event]:
+    return Event.objects.filter(website=website, type=Event.PAGEVIEW, ts__gte=since, ts__lte=until)
+
+
+def _custom(website: Website, since: dt.datetime, until: dt.datetime) -> QuerySet[Event]:
+    return Event.objects.filter(website=website, type=Event.CUSTOM, ts__gte=since, ts__lte=until)
+
+
+def _props(props: object) -> list[Prop]:
+    if not isinstance(props, dict):
+        return []
+    return [
+        {"key": str(key), "value": value if isinstance(value, str) else json.dumps(value)}
+        for key, value in sorted(props.items())
+    ]
+
+
+# --- The period picker's figures
+
+
+def period_figures(website: Website, period: metrics.Period, now: dt.datetime) -> PeriodFigures:
+    """Visitors, pageviews and session figures since the start of today, the week or month."""
+    since = metrics.period_start(now, website, period)
+    stats = metrics.stats(website, period, now)
+    return {
+        "period": period,
+        "since": metrics.iso(since),
+        "visitors": stats["visitors"][period],
+        "pageviews": metrics._pageview_totals(website, since, now)[1],
+        "live": stats["visitors"]["live"],
+        "bounceRate": stats["bounceRate"],
+        "avgSessionDuration": stats["avgSessionDuration"],
+        "pagesPerSession": stats["pagesPerSession"],
+        "newVisitorRate": stats["newVisitorRate"],
+        "returningVisitorRate": stats["returningVisitorRate"],
+    }

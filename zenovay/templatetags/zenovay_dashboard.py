@@ -1,0 +1,78 @@
+"""Template filters of the owner dashboard: numbers, durations, rates and safe links."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from django import template
+
+from zenovay.models import DOMAIN_RE
+
+register = template.Library()
+
+
+@register.filter
+def grouped(value: object) -> str:
+    """1204 -> "1,204"."""
+    try:
+        return f"{int(value):,}"  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@register.filter
+def duration(seconds: object) -> str:
+    """75 -> "1m 15s", 3725 -> "1h 2m", 0 -> "0s"."""
+    try:
+        total = max(int(seconds), 0)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return "\N{EN DASH}"
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+@register.filter
+def percent(rate: object) -> str:
+    """0.42 -> "42%"."""
+    try:
+        return f"{round(float(rate) * 100)}%"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "\N{EN DASH}"
+
+
+@register.filter
+def signed_percent(change: object) -> str:
+    """12.5 -> "+12.5%", -3.0 -> "-3%" (with a minus sign), 0.0 -> "±0%"."""
+    try:
+        value = float(change)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+    text = f"{abs(value):.1f}".removesuffix(".0")
+    return f"+{text}%" if value > 0 else f"\N{MINUS SIGN}{text}%" if value < 0 else "±0%"
+
+
+@register.filter
+def referrer_url(host: object) -> str:
+    """A link for a referrer host only when it is a plain domain name; "" otherwise.
+
+    The host comes from a visitor's browser: anything that is not a bare domain stays
+    plain text, so no link can carry a `javascript:` or other scheme.
+    """
+    if not isinstance(host, str) or not DOMAIN_RE.fullmatch(host):
+        return ""
+    return f"https://{host}/"
+
+
+@register.filter
+def local_time(iso: object, zone: str) -> str:
+    """A snapshot's UTC timestamp as the website's wall-clock time: "Mar 10, 14:05"."""
+    try:
+        moment = dt.datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
+        local = moment.astimezone(zoneinfo.ZoneInfo(zone))
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return ""
+    return f"{local:%b} {local.day}, {local:%H:%M}"
