@@ -41,12 +41,19 @@ def cors(view: AsyncView) -> AsyncView:
 
 
 def allow_methods(*methods: str) -> Callable[[AsyncView], AsyncView]:
-    """A JSON 405 with an Allow header for any other method."""
+    """A JSON 405 with an Allow header for any other method; OPTIONS lists the methods.
+
+    (CORS preflights never get here: the CORS middleware answers them.)
+    """
     allowed = set(methods)
 
     def decorator(view: AsyncView) -> AsyncView:
         @functools.wraps(view)
         async def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+            if request.method == "OPTIONS":
+                response = HttpResponse(status=204)
+                response["Allow"] = ", ".join(sorted(allowed | {"OPTIONS"}))
+                return response
             if request.method not in allowed:
                 response = json_error(405, f"Use {' or '.join(sorted(allowed))} here.")
                 response["Allow"] = ", ".join(sorted(allowed))

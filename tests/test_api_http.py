@@ -229,3 +229,10 @@ async def test_304_and_429_answers_count_towards_the_limit(async_client, website
         response = await async_client.get(url, headers={"If-None-Match": etag})
         assert response.status_code == 304
     assert (await async_client.get(url)).status_code == 429
+
+
+async def test_a_plain_options_request_lists_the_methods(async_client, website):
+    response = await async_client.options(urls(website)["live"])
+    assert response.status_code == 204
+    assert response["Allow"] == "GET, HEAD, OPTIONS"
+    assert_cors(response)
