@@ -128,8 +128,13 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     # Health checks: a kept connection that the database dropped (restart, failover) is
     # replaced before use instead of failing the next query on it.
+    # Under ASGI every request gets a thread of its own, so kept connections would pile up
+    # (one per request thread, until "too many clients"): connections are not kept
+    # (CONN_MAX_AGE 0) and PostgreSQL ones come from a pool instead (below).
+    # Health checks: pooled connections are checked on checkout, so after a database
+    # restart no request is handed a dead one.
     DATABASES = {
-        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)
     }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -143,8 +148,17 @@ else:
         }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # An unreachable database costs a request seconds (then a 503), not TCP's minutes.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            # An unreachable database costs a request seconds (then a 503), not TCP's minutes.
+            "connect_timeout": 3,
+            "pool": {
+                "min_size": 1,
+                "max_size": env_int("ZENOVAY_DB_POOL_SIZE", 10, minimum=1),
+                "timeout": 5,
+            },
+        }
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
