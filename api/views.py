@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -22,7 +21,7 @@ from api.decorators import (
     rate_limited,
 )
 from api.errors import is_api_path, json_error
-from zenovay import clientinfo, health, ids, ingest, metrics
+from zenovay import clientinfo, db, health, ids, ingest, metrics
 from zenovay import live as push
 
 
@@ -52,7 +51,7 @@ async def collect(request: HttpRequest) -> HttpResponse:
     except RequestDataTooBig:
         return json_error(413, f"The body is over {ingest.MAX_BODY_BYTES} bytes.")
     try:
-        ignored = await sync_to_async(ingest.collect)(body=body, client=client_of(request))
+        ignored = await db.run(ingest.collect, body=body, client=client_of(request))
     except ingest.IngestError as exc:
         return json_error(exc.status, exc.message)
     answer: dict[str, object] = {"ok": True}
@@ -156,14 +155,14 @@ def _period(request: HttpRequest) -> str:
 async def live(request: HttpRequest, ident: str) -> HttpResponse:
     if not ids.is_tracking_code(ident):
         return json_error(404, NOT_FOUND)
-    return _answer(await sync_to_async(_live)(ident))
+    return _answer(await db.run(_live, ident))
 
 
 @read_endpoint("realtime", ttl=10, per_minute=500)
 async def realtime(request: HttpRequest, ident: str) -> HttpResponse:
     if not ids.is_website_id(ident):
         return json_error(404, NOT_FOUND)
-    return _answer(await sync_to_async(_realtime)(ident))
+    return _answer(await db.run(_realtime, ident))
 
 
 @read_endpoint("stats", ttl=30, per_minute=500, variant=_period)
@@ -173,11 +172,11 @@ async def stats(request: HttpRequest, ident: str) -> HttpResponse:
         return json_error(400, "'period' must be today, week or month.")
     if not ids.is_tracking_code(ident):
         return json_error(404, NOT_FOUND)
-    return _answer(await sync_to_async(_stats)(ident, period))
+    return _answer(await db.run(_stats, ident, period))
 
 
 @read_endpoint("status", ttl=60, per_minute=100)
 async def status(request: HttpRequest, ident: str) -> HttpResponse:
     if not ids.is_tracking_code(ident):
         return json_error(404, NOT_FOUND)
-    return _answer(await sync_to_async(_status)(ident))
+    return _answer(await db.run(_status, ident))

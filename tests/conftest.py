@@ -19,8 +19,13 @@ DESKTOP_UA = (
 
 
 @pytest.fixture(autouse=True)
-def _clean_process_state():
-    """Each test starts with an empty cache, salt memo and dirty set."""
+def _clean_process_state(settings):
+    """Each test starts with an empty cache, salt memo and dirty set.
+
+    In this process the ORM runs where the test's own transaction can be seen; server
+    processes started by tests use the long-lived database thread (zenovay.db).
+    """
+    settings.ZENOVAY_DB_THREAD = False
     cache.clear()
     salts.forget_cached_salt()
     live.take_changed()

@@ -14,12 +14,11 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from widgets import fragments
-from zenovay import dashboard, ingest, live, metrics
+from zenovay import dashboard, db, ingest, live, metrics
 from zenovay.models import Website
 
 log = logging.getLogger("zenovay.widgets")
@@ -43,9 +42,7 @@ class SiteConsumer(AsyncWebsocketConsumer):
         ident = self.scope["url_route"]["kwargs"]["ident"]
         await self.accept()
         try:
-            # database_sync_to_async: consumers share one long-lived thread, whose
-            # connection must be replaced once the database has dropped it.
-            website = await database_sync_to_async(self.find)(ident)
+            website = await db.run(self.find, ident)
             if website is None:
                 await self.close(code=NOT_FOUND, reason="unknown or disabled website")
                 return
@@ -120,7 +117,8 @@ def signed_in_here(scope: dict[str, Any]) -> bool:
 
     Browsers send the session cookie with a WebSocket handshake whatever page opens it,
     so a page on another origin could read an owner's figures; the Origin header, which
-    pages cannot forge, must name this server. Clients without one are not browsers.
+    pages cannot forge, must name this server (or an origin trusted for CSRF, as Django's
+    own check of form posts allows). Clients without one are not browsers.
     """
     user = scope.get("user")
     if user is None or not user.is_authenticated:
@@ -129,8 +127,10 @@ def signed_in_here(scope: dict[str, Any]) -> bool:
     origin = headers.get(b"origin")
     if origin is None:
         return True
+    text = origin.decode("latin-1").lower()
     host = headers.get(b"host", b"").decode("latin-1").lower()
-    return urlsplit(origin.decode("latin-1")).netloc.lower() == host
+    trusted = [o.lower() for o in settings.CSRF_TRUSTED_ORIGINS]
+    return urlsplit(text).netloc == host or text in trusted
 
 
 class OwnerSiteConsumer(SiteConsumer):
@@ -160,13 +160,19 @@ class OwnerSitesConsumer(AsyncWebsocketConsumer):
         if not signed_in_here(self.scope):
             await self.close(code=FORBIDDEN, reason="sign in to the dashboard first")
             return
-        self.sites = await sync_to_async(self._followed)()
-        for pk in self.sites:
-            await self.channel_layer.group_add(live.group_name(pk), self.channel_name)
-            live.viewer_joined(pk)
-        live.ensure_ticker()
-        for pk, website_id in self.sites.items():
-            data = await live.snapshot(pk)
+        try:
+            followed = await db.run(self._followed)
+            for pk, website_id in followed.items():
+                await self.channel_layer.group_add(live.group_name(pk), self.channel_name)
+                self.sites = {**self.sites, pk: website_id}  # disconnect() undoes exactly this
+                live.viewer_joined(pk)
+            live.ensure_ticker()
+            snapshots = [(ident, await live.snapshot(pk)) for pk, ident in followed.items()]
+        except Exception as exc:  # Redis or the database is down: a clean close, not a crash
+            log.warning("dashboard socket closed, pushes unavailable: %r", exc)
+            await self.close(code=UNAVAILABLE, reason="temporarily unavailable, retry")
+            return
+        for website_id, data in snapshots:
             if data is not None:
                 await self.send(text_data=dashboard.card_fragment(website_id, data))
 

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Subquery
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -125,10 +125,9 @@ def record_event(
         "os": agent.os,
     }
     with transaction.atomic():
-        session = _touch_session(website, visitor, payload, facts, now)
+        _touch_session(website, visitor, payload, facts, now)
         Event.objects.create(
             website=website,
-            session=session,
             ts=now,
             type=payload.type,
             visitor=visitor,
@@ -149,41 +148,45 @@ def record_event(
 
 def _touch_session(
     website: Website, visitor: int, payload: Payload, facts: dict[str, str], now: dt.datetime
-) -> Session | None:
-    """Extend the visitor's open session or start one; engagement alone starts none."""
-    session = (
-        Session.objects.select_for_update()
-        .filter(website=website, visitor=visitor, last_event_at__gte=now - SESSION_GAP)
-        .order_by("-last_event_at")
-        .first()
-    )
+) -> None:
+    """Extend the visitor's open session or start one; engagement alone starts none.
+
+    One UPDATE finds and extends the open session (it is the hot path: most events
+    belong to a session already); only when it matched nothing is a session inserted.
+    """
     is_pageview = payload.type == Event.PAGEVIEW
-    if session is None:
-        if payload.type == Event.ENGAGEMENT:
-            return None
-        return Session.objects.create(
-            website=website,
-            visitor=visitor,
-            started_at=now,
-            last_event_at=now,
-            pageviews=int(is_pageview),
-            custom_events=int(payload.type == Event.CUSTOM),
-            entry_path=payload.path,
-            exit_path=payload.path if is_pageview else "",
-            referrer_host=payload.referrer_host,
-            utm_source=payload.utm_source,
-            utm_medium=payload.utm_medium,
-            utm_campaign=payload.utm_campaign,
-            **facts,
+    open_session = (
+        Session.objects.filter(
+            website=website, visitor=visitor, last_event_at__gte=now - SESSION_GAP
         )
+        .order_by("-last_event_at")
+        .values("pk")[:1]
+    )
     changes: dict[str, Any] = {"last_event_at": Greatest(F("last_event_at"), now)}
     if is_pageview:
         changes["pageviews"] = F("pageviews") + 1
         changes["exit_path"] = payload.path
     elif payload.type == Event.CUSTOM:
         changes["custom_events"] = F("custom_events") + 1
-    Session.objects.filter(pk=session.pk).update(**changes)
-    return session
+    if Session.objects.filter(pk=Subquery(open_session)).update(**changes):
+        return
+    if payload.type == Event.ENGAGEMENT:
+        return
+    Session.objects.create(
+        website=website,
+        visitor=visitor,
+        started_at=now,
+        last_event_at=now,
+        pageviews=int(is_pageview),
+        custom_events=int(payload.type == Event.CUSTOM),
+        entry_path=payload.path,
+        exit_path=payload.path if is_pageview else "",
+        referrer_host=payload.referrer_host,
+        utm_source=payload.utm_source,
+        utm_medium=payload.utm_medium,
+        utm_campaign=payload.utm_campaign,
+        **facts,
+    )
 
 
 # --- Website lookup, cached in the shared cache and invalidated on save.

@@ -17,11 +17,10 @@ import threading
 import time
 from collections import Counter
 
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import close_old_connections, connection
 
-from zenovay import metrics, store
+from zenovay import db, metrics, store
 from zenovay.models import Website
 
 log = logging.getLogger("zenovay.live")
@@ -90,7 +89,7 @@ async def snapshot(website_pk: int, *, fresh: bool = False) -> metrics.RealtimeS
         cached = _memo.get(website_pk)
         if not fresh and cached and cached[0] > time.monotonic() - MEMO_SECONDS:
             return cached[1]
-        result = await sync_to_async(_compute)(website_pk)
+        result = await db.run(_compute, website_pk)
         _memo[website_pk] = (time.monotonic(), result)
         return result
 

@@ -138,7 +138,6 @@ class Event(models.Model):
     TYPES = [(PAGEVIEW, "Pageview"), (ENGAGEMENT, "Engagement"), (CUSTOM, "Custom event")]
 
     website = models.ForeignKey(Website, on_delete=models.CASCADE, related_name="+")
-    session = models.ForeignKey("Session", on_delete=models.SET_NULL, null=True, related_name="+")
     ts = models.DateTimeField()
     type = models.CharField(max_length=10, choices=TYPES)
     visitor = models.BigIntegerField(help_text="Keyed hash of website, IP and user agent.")

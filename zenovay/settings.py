@@ -250,6 +250,9 @@ if ZENOVAY_SALT_ROTATION not in {"daily", "weekly", "monthly"}:
     raise ImproperlyConfigured(
         f"ZENOVAY_SALT_ROTATION={ZENOVAY_SALT_ROTATION!r}: use daily, weekly or monthly."
     )
+# The hot async paths use one long-lived database thread (zenovay.db); tests that share
+# the test case's transaction turn it off.
+ZENOVAY_DB_THREAD = True
 ZENOVAY_RETENTION_DAYS = env_int("ZENOVAY_RETENTION_DAYS", 400, minimum=62)
 
 LOGGING = {
