@@ -188,9 +188,13 @@ def _charts_context(website: Website, now: dt.datetime) -> dict[str, Any]:
 def _period_context(website: Website, period: metrics.Period, now: dt.datetime) -> dict[str, Any]:
     since = metrics.period_start(now, website, period)
     tables = [
-        {"key": key, "title": title, "column": column, "rows": _with_share(rows)}
+        {
+            "key": key,
+            "title": title,
+            "column": column,
+            "rows": _with_share(reports.breakdown(website, since, now, key)),
+        }
         for key, title, column in BREAKDOWNS
-        for rows in [reports.breakdown(website, since, now, key)]
     ]
     return {
         "website": website,

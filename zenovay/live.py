@@ -18,7 +18,6 @@ import time
 from collections import Counter
 
 from channels.layers import get_channel_layer
-from django.db import close_old_connections, connection
 
 from zenovay import db, metrics, store
 from zenovay.models import Website
@@ -73,11 +72,6 @@ def local_viewers() -> set[int]:
 
 
 def _compute(website_pk: int) -> metrics.RealtimeSnapshot | None:
-    # The ticker's and the consumers' threads outlive requests, so Django's request signals
-    # never replace a connection the database dropped (restart, failover) there: do it here.
-    # Never inside a transaction, which closing would break (tests run inside one).
-    if not connection.in_atomic_block:
-        close_old_connections()
     website = Website.objects.filter(pk=website_pk, enabled=True).first()
     return metrics.realtime(website) if website else None
 

@@ -155,7 +155,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "pool": {
                 "min_size": 1,
                 "max_size": env_int("ZENOVAY_DB_POOL_SIZE", 10, minimum=1),
-                "timeout": 5,
+                # Waiting longer for a connection than this is an outage: answer 503.
+                "timeout": 3,
+                # Stop retrying a failed connection after 2 s (the default backs off for
+                # 5 minutes, so a restarted database went unused for up to a minute); the
+                # next request that needs a connection starts a new attempt at once.
+                "reconnect_timeout": 2,
             },
         }
     )

@@ -44,8 +44,9 @@
   document.addEventListener("htmx:wsClose", function (event) {
     var code = event.detail.event.code;
     if (code === 4403) {
-      // Signed out (or the session expired): the page itself will send us to sign in.
-      window.location.reload();
+      // Signed out elsewhere or the session expired; reloading leads to the sign-in page.
+      // Not automatic: a proxy that rewrites Host would otherwise reload forever.
+      show(event.target, "offline", "Not live: reload the page to sign in again");
       return;
     }
     if (code === 4404) {
