@@ -15,8 +15,7 @@ from widgets import fragments
 from zenovay import ingest, live
 from zenovay.models import Website
 
-# Transactional: the views read through database_sync_to_async, which closes connections.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 SCRIPT_BUDGET = 3 * 1024  # gzipped bytes: a widget must not weigh on the customer's page
 

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
@@ -21,7 +20,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 
 from widgets import fragments
-from zenovay import ingest, live, metrics
+from zenovay import db, ingest, live, metrics
 from zenovay.models import Website
 
 log = logging.getLogger("zenovay.widgets")
@@ -151,7 +150,7 @@ async def _widget(
 ) -> HttpResponse:
     """The page, or with `fragment` (or an htmx request) just its out-of-band fragment."""
     try:
-        website = await sync_to_async(find)(ident)
+        website = await db.run(find, ident)
         data = await live.snapshot(website.pk) if website else None
     except DatabaseError as exc:
         log.warning("widget unavailable, database down: %r", exc)
