@@ -292,6 +292,7 @@ def test_visitor_controlled_text_is_shown_escaped_and_never_runs(page: Page, bas
 # --- Screenshots for a person to look at
 
 
+@pytest.mark.screenshots
 def test_screenshots_of_the_dashboard(page: Page, base: str):
     owner = create_owner("olivia", PASSWORD)
     shop = Website.objects.create(domain="shop.example", name="Shop", owner=owner)

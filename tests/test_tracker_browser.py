@@ -230,7 +230,8 @@ def test_hiding_the_page_records_the_engaged_time_of_the_current_page(
     assert [(e.path, e.engaged_ms > 0) for e in engagements] == [("/", True), ("/pricing", True)]
     session = Session.objects.get(website=website)
     assert session.pageviews == 2
-    assert set(engagements.values_list("session", flat=True)) == {session.pk}
+    assert set(engagements.values_list("visitor", flat=True)) == {session.visitor}
+    assert session.last_event_at == engagements.last().ts  # hiding extended the session
 
 
 # --- Custom events.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -401,7 +400,7 @@ def test_script_options_theme_size_and_label(owner, live_url, website):
     expect(page.locator("zenovay-live .label")).to_have_text("people shopping")
 
 
-# --- Screenshots for people to look at: ZENOVAY_SCREENSHOTS=1 writes var/screenshots/.
+# --- Screenshots for people to look at: `pytest -m screenshots` writes var/screenshots/.
 
 COUNTRIES = ["US", "US", "US", "DE", "DE", "GB", "GB", "FR", "JP", "IN", "BR", "US", "DE", "CA"]
 PATHS = [
@@ -492,7 +491,7 @@ def gallery(live_url: str, website: Website, counter_text: bool) -> str:
     return customer_html(live_url, website, head=GALLERY_CSS, body="".join(cells))
 
 
-@pytest.mark.skipif(not os.environ.get("ZENOVAY_SCREENSHOTS"), reason="ZENOVAY_SCREENSHOTS unset")
+@pytest.mark.screenshots
 def test_screenshots(owner, live_url, website):
     seed_traffic(website)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -509,7 +508,7 @@ def test_screenshots(owner, live_url, website):
     page.screenshot(path=SCREENSHOTS / "gallery.png", full_page=True)
 
 
-@pytest.mark.skipif(not os.environ.get("ZENOVAY_SCREENSHOTS"), reason="ZENOVAY_SCREENSHOTS unset")
+@pytest.mark.screenshots
 def test_screenshots_of_states(owner, live_url, website, other_website):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     seed_traffic(website, earlier=0)
