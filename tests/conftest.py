@@ -26,8 +26,6 @@ def _clean_process_state(settings):
     processes started by tests use the long-lived database thread (zenovay.db).
     """
     settings.ZENOVAY_DB_THREAD = False
-    # Hashing passwords slowly is the point in production and only costs time here.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
     salts.forget_cached_salt()
     live.take_changed()
