@@ -62,10 +62,30 @@ class ServerProcess:
 
     def command(self) -> list[str]:
         if self.server == "uvicorn":
-            return [sys.executable, "-m", "uvicorn", "--port", str(self.port),
-                    "--host", "127.0.0.1", "--log-level", "warning", "zenovay.asgi:application"]
-        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-                "-v", "0", "zenovay.asgi:application"]
+            return [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--port",
+                str(self.port),
+                "--host",
+                "127.0.0.1",
+                "--log-level",
+                "warning",
+                "zenovay.asgi:application",
+            ]
+        return [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-v",
+            "0",
+            "zenovay.asgi:application",
+        ]
 
     def start(self, timeout: float = 20.0) -> None:
         self.log.parent.mkdir(exist_ok=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.conftest import DESKTOP_UA
 from tests.servers import ServerProcess, free_port, server_env
@@ -54,27 +54,6 @@ def dashboard_server(django_db_setup, django_db_blocker) -> Iterator[ServerProce
 def base(dashboard_server, transactional_db) -> str:
     """The server's URL; what the test writes is committed, so the server sees it."""
     return dashboard_server.url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # While Playwright's sync API runs, this thread has an asyncio loop marked as
-    # running, which Django takes for async code; the ORM calls here are synchronous.
-    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                # shop.example (a "public" page) calls the server on 127.0.0.1; a real
-                # Zenovay server is public, so Local Network Access is a test artefact.
-                "--disable-features=LocalNetworkAccessChecks",
-            ],
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from playwright.sync_api import (
     Locator,
     Page,
     expect,
-    sync_playwright,
 )
 
 from tests.conftest import DESKTOP_UA
@@ -40,28 +39,6 @@ PUSH_BUDGET = 2.0  # seconds from a visit to every open widget showing it
 LIVE_TTL = 5.0  # /e/live's cache TTL, the polling interval of the counter
 POLL_MARGIN = 3.0
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # While Playwright's sync API runs, this thread has a running asyncio loop, which Django
-    # takes for async code; the ORM calls of these tests are synchronous.
-    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                # The live server is on 127.0.0.1; a public page may not reach a loopback
-                # address without the visitor's permission (Local Network Access). A real
-                # Zenovay server is public, so this is a test artefact.
-                "--disable-features=LocalNetworkAccessChecks",
-            ],
-        )
-        yield browser
-        browser.close()
 
 
 def new_context(browser: Browser, **options) -> BrowserContext:

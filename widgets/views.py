@@ -40,10 +40,15 @@ _INDENT = re.compile(rb"^\s+", re.MULTILINE)  # and blank lines
 
 @functools.cache
 def _script(name: str, strip: bool) -> tuple[bytes, str]:
-    body = (settings.BASE_DIR / "static" / name).read_bytes()
+    path = settings.BASE_DIR / "static" / name
+    # "//#include FILE" lines take in a file beside the script: code both widgets share.
+    body = _INCLUDE.sub(lambda m: (path.parent / m[1].decode()).read_bytes(), path.read_bytes())
     if strip:
         body = strip_script(body)
     return body, '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+
+
+_INCLUDE = re.compile(rb"^[ \t]*//#include ([\w.-]+)[ \t]*$", re.M)
 
 
 def strip_script(source: bytes) -> bytes:

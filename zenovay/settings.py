@@ -126,8 +126,6 @@ TEMPLATES = [
 # --- Database: SQLite file in the project unless DATABASE_URL says otherwise.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    # Health checks: a kept connection that the database dropped (restart, failover) is
-    # replaced before use instead of failing the next query on it.
     # Under ASGI every request gets a thread of its own, so kept connections would pile up
     # (one per request thread, until "too many clients"): connections are not kept
     # (CONN_MAX_AGE 0) and PostgreSQL ones come from a pool instead (below).
