@@ -1,4 +1,5 @@
--- wrk script for bench/ingest.py:  wrk -s bench/ingest.lua URL -- MODE CODE HOST VISITORS
+-- wrk script for bench/ingest.py (and bench/soak.py):
+--   wrk -s bench/ingest.lua URL -- MODE CODE HOST VISITORS [DELAY_MS]
 --
 -- MODE "empty"   GET  /bench/empty   (the baseline Django view)
 --      "json"    POST /bench/json    (collect's decorators and body, no ingest)
@@ -7,6 +8,8 @@
 -- POSTs look like navigator.sendBeacon from desktop browsers: text/plain JSON,
 -- rotating pages and referrers, and X-Forwarded-For drawn from a pool of VISITORS
 -- public addresses per thread, so visitors (and their sessions) differ and repeat.
+-- DELAY_MS > 0: each connection waits that long before each request (wrk's delay()),
+-- capping the rate at connections * 1000 / DELAY_MS per second; absent or 0: no wait.
 -- Each thread counts response statuses; done() prints one "BENCH_RESULT {json}" line.
 
 local agents = {
@@ -50,12 +53,21 @@ end
 local mode, code, host
 local visitors = {}
 local fixed_request
+local pause = 0
 
 function init(args)
   mode = args[1] or "empty"
   code = args[2] or ""
   host = args[3] or "bench.example"
   local pool = tonumber(args[4] or "2000")
+  pause = tonumber(args[5] or "0")
+  if pause > 0 then
+    -- Defined only when asked for: wrk checks for delay() after init(), and without it
+    -- sends the next request at once (no timer per request).
+    delay = function()
+      return pause
+    end
+  end
   statuses = {}  -- global: read back by done() through thread:get
   math.randomseed(1000 + 7919 * (thread_id or 1))
   for i = 1, pool do

@@ -39,38 +39,34 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
-import sqlite3
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, closing, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+from common import (
+    BUSY_LOAD,
+    DOMAIN,
+    ROOT,
+    Database,
+    ensure_venv,
+    postgres_database,
+    prepare,
+    process_cpu_seconds,
+    run_wrk,
+    server_env,
+    sqlite_database,
+    wait_idle,
+)
+
 LUA_SCRIPT = Path(__file__).resolve().with_name("ingest.lua")
-DOMAIN = "bench.example"
 # Pages of the warm-up and of the measured run are on different hosts of the site, so
 # the events of the measured run can be counted alone once the server has stopped.
 WARMUP_HOST = f"warmup.{DOMAIN}"
 RUN_HOST = f"www.{DOMAIN}"
 GOAL_RATIO = 0.5
 ENDPOINT_PATHS = {"empty": "/bench/empty", "json": "/bench/json", "collect": "/e/collect"}
-BUSY_LOAD = 0.5  # a 1-minute load average above this means something else is running
-IDLE_CPU_SECONDS = 0.02  # server CPU per half second below which it is idle
-
-
-def ensure_venv() -> None:
-    """Re-run under the project's virtualenv unless already there."""
-    if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != VENV_PYTHON.parent.parent.resolve():
-        argv = [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]]
-        os.execv(VENV_PYTHON, argv)  # noqa: S606 - our own interpreter, fixed arguments
 
 
 @dataclass
@@ -117,131 +113,6 @@ class DatabaseResult:
         return collect / empty if collect is not None and empty else None
 
 
-# --- Databases: the server's environment, and a way to count stored events.
-
-
-@dataclass(frozen=True)
-class Database:
-    name: str
-    env: dict[str, str]
-    count_events: Callable[[str], int]  # events whose page was on this host
-
-
-COUNT_SQL = "SELECT count(*) FROM zenovay_event WHERE hostname = {}"
-
-
-def _sqlite_count(path: Path, host: str) -> int:
-    with closing(sqlite3.connect(path, timeout=30)) as conn:
-        return conn.execute(COUNT_SQL.format("?"), (host,)).fetchone()[0]
-
-
-@contextmanager
-def sqlite_database(keep: bool) -> Iterator[Database]:
-    """The embedded default: no DATABASE_URL, zenovay.sqlite3 in ZENOVAY_VAR_DIR."""
-    directory = Path(tempfile.mkdtemp(prefix="zenovay-bench-"))
-    try:
-        yield Database(
-            name="sqlite",
-            env={"ZENOVAY_VAR_DIR": str(directory)},
-            count_events=lambda host: _sqlite_count(directory / "zenovay.sqlite3", host),
-        )
-    finally:
-        if keep:
-            print(f"  kept {directory}")
-        else:
-            shutil.rmtree(directory, ignore_errors=True)
-
-
-def _pg_execute(url: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(statement)
-
-
-def _pg_count(url: str, host: str) -> int:
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        row = conn.execute(COUNT_SQL.format("%s"), (host,)).fetchone()
-        return row[0] if row else 0
-
-
-@contextmanager
-def postgres_database(url: str, keep: bool) -> Iterator[Database]:
-    """A database made for this run only (its name must contain "bench"), then dropped."""
-    name = urlsplit(url).path.lstrip("/")
-    if "bench" not in name or not name.replace("_", "").isalnum():
-        raise SystemExit(f"refusing to recreate database {name!r}: use a name with 'bench'")
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    _pg_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _pg_execute(admin, f'CREATE DATABASE "{name}"')
-    try:
-        yield Database(
-            name="postgres",
-            env={"DATABASE_URL": url},
-            count_events=lambda host: _pg_count(url, host),
-        )
-    finally:
-        if keep:
-            print(f"  kept database {name}")
-        else:
-            _pg_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def wait_idle(pid: int, timeout: float = 30.0) -> None:
-    """Until the server stops using CPU: requests wrk abandoned still run and commit."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        before = process_cpu_seconds(pid)
-        time.sleep(0.5)
-        if process_cpu_seconds(pid) - before < IDLE_CPU_SECONDS:
-            return
-
-
-# --- The server's environment and Django management commands.
-
-
-def server_env(database: Database, redis_url: str, extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "zenovay.settings",
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-            "DJANGO_ALLOWED_HOSTS": "*",
-            "DJANGO_DEBUG": "0",
-            "ZENOVAY_BENCH_VIEWS": "1",
-            "ZENOVAY_TRUSTED_PROXIES": "127.0.0.1/32",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    env.update(database.env)
-    env.update(extra)
-    return env
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    return done.stdout
-
-
-def prepare(env: dict[str, str]) -> str:
-    """Migrate and add the website; its tracking code."""
-    manage(env, "migrate", "--no-input", "-v", "0")
-    return json.loads(manage(env, "addsite", DOMAIN).strip().splitlines()[-1])["tracking_code"]
-
-
 # --- Load generation.
 
 
@@ -254,39 +125,12 @@ class Load:
     visitors: int
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def wrk(url: str, endpoint: str, code: str, load: Load, seconds: int, host: str) -> dict:
     """One wrk run; the summary bench/ingest.lua prints as `BENCH_RESULT {json}`."""
-    command = [
-        "wrk",
-        "--latency",
-        "--timeout",
-        "10s",
-        "-t",
-        str(load.threads),
-        "-c",
-        str(load.connections),
-        "-d",
-        f"{seconds}s",
-        "-s",
-        str(LUA_SCRIPT),
-        url,
-        "--",
-        endpoint,
-        code,
-        host,
-        str(load.visitors),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    for line in done.stdout.splitlines():
-        if line.startswith("BENCH_RESULT "):
-            return json.loads(line.removeprefix("BENCH_RESULT "))
-    raise SystemExit(f"wrk gave no result (exit {done.returncode}):\n{done.stdout}{done.stderr}")
+    args = [endpoint, code, host, str(load.visitors)]
+    return run_wrk(
+        url, LUA_SCRIPT, args, seconds=seconds, connections=load.connections, threads=load.threads
+    )
 
 
 def measure(database: str, endpoint: str, url: str, code: str, load: Load, pid: int) -> Run:
@@ -313,10 +157,10 @@ def measure(database: str, endpoint: str, url: str, code: str, load: Load, pid: 
 
 
 def bench_database(database: Database, args: argparse.Namespace, load: Load) -> DatabaseResult:
-    from tests.servers import ServerProcess, free_port  # needs ROOT on sys.path, see main
+    from tests.servers import ServerProcess, free_port  # ROOT is on sys.path (bench/common)
 
     env = server_env(database, args.redis_url, args.env)
-    code = prepare(env)
+    code = prepare(env).tracking_code
     server = ServerProcess(port=free_port(), env=env, server=args.server)
     server.start()
     result = DatabaseResult(database=database.name, server=args.server)
@@ -494,7 +338,6 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed")
-    sys.path.insert(0, str(ROOT))  # for tests.servers
     load = Load(args.seconds, args.warmup, args.connections, args.threads, args.visitors)
     names = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     results = []

@@ -133,8 +133,9 @@ async def run_ticker() -> None:
             due, last_tick = await _due(last_tick)
             for pk in due:
                 await push(pk)
-        except Exception:  # a Redis or database outage must not end the ticker
-            log.exception("push failed; retrying on the next tick")
+        except Exception as exc:  # a Redis or database outage must not end the ticker
+            # One line a tick, not a traceback a second, while something is down.
+            log.warning("push failed, retrying on the next tick: %r", exc)
 
 
 def ensure_ticker() -> None:
