@@ -28,13 +28,16 @@ class Command(BaseCommand):
     def _ensure_admin(self, addrport: str) -> None:
         users = get_user_model().objects
         if users.filter(is_superuser=True).exists():
-            self.stdout.write(f"Sign in at http://{addrport}/admin/ with your existing account.")
+            self.stdout.write(
+                f"Sign in at http://{addrport}/login/ (dashboard) or /admin/ with your account."
+            )
             return
         password = secrets.token_urlsafe(12)
         users.create_superuser("admin", email="", password=password)
         self.stdout.write(
             self.style.SUCCESS(
-                f"Created the first account. Sign in at http://{addrport}/admin/\n"
+                f"Created the first account. Sign in at http://{addrport}/login/ (dashboard)"
+                f" or http://{addrport}/admin/ (websites and tracking codes)\n"
                 f"  username: admin\n  password: {password}\n"
                 "This password is shown once; change it with `manage.py changepassword admin`."
             )
