@@ -295,10 +295,22 @@ def _session_figures(website: Website, since: dt.datetime, until: dt.datetime) -
     }
 
 
+# Identities live one salt period at most (a month), so older sessions cannot match:
+# looking no further back keeps the cost independent of the site's history.
+RETURNING_LOOKBACK = dt.timedelta(days=32)
+
+
 def _returning_visitors(website: Website, sessions, since: dt.datetime) -> int:
-    """Visitors of the period who had a session before it began (same salt period only)."""
+    """Visitors of the period with a session that ended before it began.
+
+    Filtering on last_event_at (not started_at) lets each visitor's lookup use the
+    (website, visitor, last_event_at) index instead of scanning the site's history.
+    """
     earlier = Session.objects.filter(
-        website=website, visitor=OuterRef("visitor"), started_at__lt=since
+        website=website,
+        visitor=OuterRef("visitor"),
+        last_event_at__lt=since,
+        last_event_at__gte=since - RETURNING_LOOKBACK,
     )
     return sessions.filter(Exists(earlier)).values("visitor").distinct().count()
 
