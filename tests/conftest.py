@@ -33,6 +33,33 @@ def _clean_process_state(settings):
     cache.clear()
 
 
+OWNER_PASSWORD = "pw-olivia-123"
+
+
+@pytest.fixture
+def owner(db):
+    """Olivia, a site owner."""
+    from zenovay.owners import create_owner
+
+    return create_owner("olivia", OWNER_PASSWORD)
+
+
+@pytest.fixture
+def teammate(db):
+    """A site owner too, but of no website here: must never see Olivia's."""
+    from zenovay.owners import create_owner
+
+    return create_owner("tom", "pw-tom-123")
+
+
+@pytest.fixture
+def outsider(db):
+    """Signed up, but not staff and owning nothing."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user("eve", password="pw-eve-123")
+
+
 @pytest.fixture
 def website(db) -> Website:
     return Website.objects.create(domain="shop.example", name="Shop")

@@ -8,25 +8,8 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from zenovay.models import Website
-from zenovay.owners import create_owner
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def owner(db):
-    return create_owner("olivia", "pw-olivia-123")
-
-
-@pytest.fixture
-def teammate(db):
-    """A site owner too, but of no website here: must not see Olivia's."""
-    return create_owner("tom", "pw-tom-123")
-
-
-@pytest.fixture
-def outsider(db):
-    return get_user_model().objects.create_user("eve", password="pw-eve-123")
 
 
 @pytest.fixture

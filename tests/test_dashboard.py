@@ -19,33 +19,16 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.test import Client
 
-from tests.conftest import DESKTOP_UA
+from tests.conftest import DESKTOP_UA, OWNER_PASSWORD
 from zenovay import ingest, live, signin, store
 from zenovay.asgi import application
 from zenovay.models import Website
-from zenovay.owners import create_owner
 
-PASSWORD = "pw-olivia-123"
+PASSWORD = OWNER_PASSWORD
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 # --- Fixtures: an owner, a teammate, an outsider
-
-
-@pytest.fixture
-def owner(db):
-    return create_owner("olivia", PASSWORD)
-
-
-@pytest.fixture
-def teammate(db):
-    """A site owner too, but of no website here: must not see Olivia's."""
-    return create_owner("tom", "pw-tom-123")
-
-
-@pytest.fixture
-def outsider(db):
-    return get_user_model().objects.create_user("eve", password="pw-eve-123")
 
 
 @pytest.fixture
