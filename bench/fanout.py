@@ -4,6 +4,7 @@
     .venv/bin/python bench/fanout.py [--sockets 1000,5000] [--server daphne,uvicorn]
                                      [--layer memory,redis] [--events 3] [--db sqlite]
                                      [--deliver-timeout 10] [--connect-concurrency 100]
+                                     [--open-budget 300] [--idle-window 11]
                                      [--compression deflate|none] [--redis-url URL]
 
 For every server (daphne, uvicorn), channel layer ("memory": no REDIS_URL, the in-process
@@ -15,24 +16,28 @@ and adds a new website, then:
    until the server is idle and reads its RSS (VmRSS in /proc/PID/status);
 2. opens N WebSockets to /ws/live/{code}, --connect-concurrency at a time, like browsers
    (Origin header, permessage-deflate offered unless --compression none, no client
-   pings), and waits for every socket's first snapshot;
-3. waits until the server is idle, reads its RSS again: (RSS with N sockets - RSS
-   before) / (N / 1000) is the memory per 1,000 idle sockets (goal <= 60 MiB);
-4. sends --events events, one at a time: POST /e/collect (a pageview of a new visitor,
-   so liveCount goes up by one), and takes time.monotonic() when the 202's status line
-   arrives. Every socket notes when it first receives a liveCount that counts the new
-   visitor. Latency per socket = that moment - the 202's. Reported: p50, p95 and max
-   over all sockets and events, the share delivered within --deliver-timeout (goal
-   100%), and how the latency splits into the push delay (the first socket to hear of
-   the event) and the fan-out spread (p95 - first). Goals: p95 <= 250 ms at 1,000
+   pings), and waits for every socket's first snapshot (sockets not open within
+   --open-budget seconds count as failed);
+3. reads the server's RSS again: (RSS with N sockets - RSS before) / (N / 1000) is the
+   memory per 1,000 idle sockets (goal <= 60 MiB);
+4. for --idle-window seconds with no event, measures the server's CPU, this process's
+   CPU and the pushes the sockets receive (the ticker refreshes sites with viewers every
+   5 s): server CPU per push message received is the cost of the fan-out per socket;
+5. sends --events events, one at a time, 1 to 2 s apart (so they land at different
+   phases of the push ticker): POST /e/collect, a pageview of a new visitor, so liveCount
+   goes up by one. Times taken with time.monotonic(): when the POST was sent and when the
+   202's status line arrived. Every socket notes when it first receives a liveCount that
+   counts the new visitor. Latency per socket = that moment - the 202's (negative when
+   the push arrived before the 202 did). Reported: p50, p95 and max over all sockets and
+   events, the share delivered within --deliver-timeout of the 202 (goal 100%), the
+   push delay (the first socket's latency) and the fan-out spread (p95 - first), the
+   collect's round trip, and p95 counted from the POST. Goals: p95 <= 250 ms at 1,000
    sockets, <= 1 s at 5,000.
 
 All sockets live in this one asyncio process, which records receive times with
-time.monotonic() (the same clock as the 202's). That process is part of what is
-measured: with 5,000 sockets it handles 5,000 frames per push, so a share of the
-spread is the client's own. RLIMIT_NOFILE is raised to the hard limit (the servers
-inherit it). The events are spaced a random 1 to 2 s apart, so that they land at
-different phases of the server's push ticker. Results go to var/bench-fanout.json.
+time.monotonic() (the same clock as the 202's); its own CPU is reported with the idle
+cost, so it can be told apart from the server's. RLIMIT_NOFILE is raised to the hard
+limit (the servers inherit it). Results go to var/bench-fanout.json.
 """
 
 from __future__ import annotations
@@ -140,8 +145,11 @@ class Fleet:
             task.cancel()
 
 
-async def open_fleet(url: str, count: int, concurrency: int, compression: str | None) -> Fleet:
-    """`count` sockets, `concurrency` handshakes at a time, each with a reader task."""
+async def open_fleet(
+    url: str, count: int, concurrency: int, compression: str | None, budget: float = 600.0
+) -> Fleet:
+    """`count` sockets, `concurrency` handshakes at a time, each with a reader task; those
+    not open after `budget` seconds are given up (counted as failed)."""
     fleet = Fleet(expected=count)
 
     def opened(ws: Any) -> None:
@@ -150,15 +158,20 @@ async def open_fleet(url: str, count: int, concurrency: int, compression: str | 
         fleet.arrivals.append(None)
         fleet.readers.append(asyncio.create_task(fleet.read(index, ws)))
 
-    fleet.failed = await connect_many([url] * count, concurrency, opened, compression)
+    try:
+        opening = connect_many([url] * count, concurrency, opened, compression)
+        await asyncio.wait_for(opening, budget)
+    except TimeoutError:
+        print(f"    gave up opening sockets after {budget:.0f} s")
+    fleet.failed = count - len(fleet.connections)
     fleet.expected = len(fleet.connections)
     if fleet.initial >= fleet.expected:
         fleet.all_initial.set()
     return fleet
 
 
-async def post_collect(host: str, port: int, body: bytes, client_ip: str) -> tuple[int, float]:
-    """POST /e/collect on a new connection; (status, monotonic time the status line came)."""
+async def post_collect(host: str, port: int, body: bytes, client_ip: str) -> tuple[float, float]:
+    """POST /e/collect on a new connection: monotonic times it was sent and its 202 came."""
     reader, writer = await asyncio.open_connection(host, port)
     head = (
         f"POST /e/collect HTTP/1.1\r\nHost: {host}:{port}\r\n"
@@ -167,6 +180,7 @@ async def post_collect(host: str, port: int, body: bytes, client_ip: str) -> tup
         f"X-Forwarded-For: {client_ip}\r\n"
         "Connection: close\r\n\r\n"
     )
+    sent = time.monotonic()
     writer.write(head.encode() + body)
     await writer.drain()
     status_line = await reader.readline()
@@ -182,7 +196,7 @@ async def post_collect(host: str, port: int, body: bytes, client_ip: str) -> tup
     status = int(status_line.split()[1])
     if status != 202 or b'"ignored"' in rest:
         raise SystemExit(f"collect answered {status_line!r} {rest[-300:]!r}")
-    return status, acked
+    return sent, acked
 
 
 async def idle(pid: int, quiet: float = 0.02, timeout: float = 60.0) -> None:
@@ -201,10 +215,12 @@ async def idle(pid: int, quiet: float = 0.02, timeout: float = 60.0) -> None:
 @dataclass
 class EventResult:
     delivered: int
-    first_ms: float | None
+    ack_ms: float  # the collect's round trip: POST sent to 202 received
+    first_ms: float | None  # latencies from the 202 (negative: pushed before the 202 came)
     p50_ms: float | None
     p95_ms: float | None
     max_ms: float | None
+    p95_from_post_ms: float | None  # the same from the moment the POST was sent
 
 
 @dataclass
@@ -220,9 +236,16 @@ class Config:
     rss_after_mib: float = 0.0
     mib_per_1000: float = 0.0
     events: list[EventResult] = field(default_factory=list)
-    latencies_ms: list[float] = field(default_factory=list)  # all delivered, all events
+    latencies_ms: list[float] = field(default_factory=list)  # from the 202, all events
+    from_post_ms: list[float] = field(default_factory=list)  # from the POST, all events
     expected_deliveries: int = 0
     load_before: float = 0.0
+    # With the N sockets open and no event: the ticker's periodic pushes.
+    idle_seconds: float = 0.0
+    idle_server_cpu_percent: float = 0.0
+    idle_client_cpu_percent: float = 0.0
+    idle_messages_per_s: float = 0.0
+    server_cpu_us_per_message: float = 0.0
 
     @property
     def delivered_fraction(self) -> float:
@@ -230,8 +253,9 @@ class Config:
             return 0.0
         return len(self.latencies_ms) / self.expected_deliveries
 
-    def stat(self, q: float) -> float | None:
-        return percentile(self.latencies_ms, q) if self.latencies_ms else None
+    def stat(self, q: float, values: list[float] | None = None) -> float | None:
+        values = self.latencies_ms if values is None else values
+        return percentile(values, q) if values else None
 
 
 async def run_events(
@@ -245,36 +269,61 @@ async def run_events(
             {"code": site.tracking_code, "type": "pageview",
              "url": f"https://www.{site.domain}/fanout/{number}", "referrer": None}
         ).encode()  # fmt: skip
-        _, acked = await post_collect(host, port, body, f"203.0.113.{10 + number}")
+        sent, acked = await post_collect(host, port, body, f"203.0.113.{10 + number}")
         deadline = acked + args.deliver_timeout
         while fleet.delivered() < len(fleet.connections) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        latencies = [(a - acked) * 1000 for a in fleet.arrivals if a is not None]
-        latencies = [ms for ms in latencies if ms <= args.deliver_timeout * 1000]
+        arrived = [a for a in fleet.arrivals if a is not None and a <= deadline]
+        latencies = [(a - acked) * 1000 for a in arrived]
+        from_post = [(a - sent) * 1000 for a in arrived]
         config.latencies_ms += latencies
+        config.from_post_ms += from_post
         config.expected_deliveries += len(fleet.connections)
         config.events.append(
             EventResult(
                 delivered=len(latencies),
+                ack_ms=(acked - sent) * 1000,
                 first_ms=min(latencies) if latencies else None,
                 p50_ms=percentile(latencies, 50) if latencies else None,
                 p95_ms=percentile(latencies, 95) if latencies else None,
                 max_ms=max(latencies) if latencies else None,
+                p95_from_post_ms=percentile(from_post, 95) if from_post else None,
             )
         )
         last = config.events[-1]
         print(
-            f"    event {number + 1}: {last.delivered}/{len(fleet.connections)} delivered, "
-            f"first {last.first_ms or 0:.0f} ms, p95 {last.p95_ms or 0:.0f} ms, "
-            f"max {last.max_ms or 0:.0f} ms",
+            f"    event {number + 1}: {last.delivered}/{len(fleet.connections)} delivered; "
+            f"202 after {last.ack_ms:.0f} ms; from the 202: first {last.first_ms or 0:.0f} ms, "
+            f"p95 {last.p95_ms or 0:.0f} ms, max {last.max_ms or 0:.0f} ms",
             flush=True,
         )
+
+
+async def idle_cost(fleet: Fleet, pid: int, seconds: float, config: Config) -> None:
+    """Server and client CPU, and pushes received, with the sockets open and no event."""
+    cpu, own, messages = process_cpu_seconds(pid), time.process_time(), fleet.messages
+    started = time.monotonic()
+    await asyncio.sleep(seconds)
+    elapsed = time.monotonic() - started
+    server_cpu = process_cpu_seconds(pid) - cpu
+    received = fleet.messages - messages
+    config.idle_seconds = elapsed
+    config.idle_server_cpu_percent = 100 * server_cpu / elapsed
+    config.idle_client_cpu_percent = 100 * (time.process_time() - own) / elapsed
+    config.idle_messages_per_s = received / elapsed
+    config.server_cpu_us_per_message = 1e6 * server_cpu / received if received else 0.0
+    print(
+        f"    idle {elapsed:.0f} s: server CPU {config.idle_server_cpu_percent:.0f}%, "
+        f"client CPU {config.idle_client_cpu_percent:.0f}%, {received} pushes received "
+        f"({config.server_cpu_us_per_message:.0f} µs of server CPU each)",
+        flush=True,
+    )
 
 
 async def measure(
     server_url: str, pid: int, site: Site, args: argparse.Namespace, config: Config
 ) -> None:
-    """Warm up, RSS before, open the sockets, RSS after, then the events."""
+    """Warm up, RSS before, open the sockets, RSS after, idle cost, then the events."""
     host, port = "127.0.0.1", int(server_url.rsplit(":", 1)[1])
     url = f"ws://{host}:{port}/ws/live/{site.tracking_code}"
     compression = None if args.compression == "none" else "deflate"
@@ -286,10 +335,12 @@ async def measure(
     config.rss_before_mib = process_rss_kib(pid) / 1024
     config.load_before = os.getloadavg()[0]
     started = time.monotonic()
-    fleet = await open_fleet(url, config.sockets, args.connect_concurrency, compression)
+    fleet = await open_fleet(
+        url, config.sockets, args.connect_concurrency, compression, args.open_budget
+    )
     config.connected, config.failed = len(fleet.connections), fleet.failed
     try:
-        await asyncio.wait_for(fleet.all_initial.wait(), 60)
+        await asyncio.wait_for(fleet.all_initial.wait(), 120)
     except TimeoutError:
         print(f"    only {fleet.initial}/{fleet.expected} sockets got a first snapshot")
     config.open_seconds = time.monotonic() - started
@@ -299,12 +350,13 @@ async def measure(
         flush=True,
     )
     await asyncio.sleep(2.0)
-    await idle(pid)
+    await idle(pid, timeout=10)  # the ticker's pushes keep it from ever being quite idle
     config.rss_after_mib = process_rss_kib(pid) / 1024
     if config.connected:
         per_1000 = (config.rss_after_mib - config.rss_before_mib) * 1000 / config.connected
         config.mib_per_1000 = per_1000
     try:
+        await idle_cost(fleet, pid, args.idle_window, config)
         await run_events(fleet, host, port, site, args, config)
     finally:
         config.dropped = fleet.dropped
@@ -348,13 +400,17 @@ def verdicts(config: Config) -> list[str]:
     return found
 
 
+def _median(values: list[float]) -> float | None:
+    return sorted(values)[len(values) // 2] if values else None
+
+
 def report(configs: list[Config]) -> list[str]:
     header = ["server", "layer", "sockets", "open s", "delivered", "p50 ms", "p95 ms",
-              "max ms", "first ms", "spread ms", "RSS MiB", "MiB/1000", "verdict"]  # fmt: skip
+              "max ms", "first ms", "spread ms", "202 ms", "p95 POST", "idle cpu",
+              "µs/push", "RSS MiB", "MiB/1000", "verdict"]  # fmt: skip
     rows, problems = [], []
     for c in configs:
-        firsts = [e.first_ms for e in c.events if e.first_ms is not None]
-        first = sorted(firsts)[len(firsts) // 2] if firsts else None
+        first = _median([e.first_ms for e in c.events if e.first_ms is not None])
         p95 = c.stat(95)
         spread = p95 - first if p95 is not None and first is not None else None
         found = verdicts(c)
@@ -362,13 +418,19 @@ def report(configs: list[Config]) -> list[str]:
         rows.append(
             [c.server, c.layer, c.connected, c.open_seconds,
              f"{100 * c.delivered_fraction:.1f}%", c.stat(50), p95, c.stat(100), first, spread,
+             _median([e.ack_ms for e in c.events]), c.stat(95, c.from_post_ms),
+             f"{c.idle_server_cpu_percent:.0f}%", c.server_cpu_us_per_message,
              f"{c.rss_before_mib:.0f}->{c.rss_after_mib:.0f}", c.mib_per_1000,
              "ok" if not found else "FAIL"]
         )  # fmt: skip
     print(format_table(header, rows))
     print(
-        "first ms: median over the events of the first socket's latency (the push delay: "
-        "ticker wait + snapshot + layer); spread ms: p95 - first (the fan-out itself)"
+        "p50/p95/max: from the 202 to each socket's first liveCount counting the event, all "
+        "events pooled\nfirst ms: median over the events of the first socket's latency (the "
+        "push delay: ticker wait + snapshot + layer); spread ms: p95 - first (the fan-out)\n"
+        "202 ms: median round trip of the collect POST; p95 POST: p95 counted from the POST "
+        "instead of the 202\nidle cpu: server CPU with the sockets open and no event (the "
+        "ticker pushes every 5 s); µs/push: server CPU per push message a socket received"
     )
     return problems
 
@@ -381,6 +443,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=3, help="events per configuration")
     parser.add_argument("--deliver-timeout", type=float, default=10.0, help="seconds")
     parser.add_argument("--connect-concurrency", type=int, default=100)
+    parser.add_argument(
+        "--open-budget", type=float, default=300.0, help="seconds to open the sockets"
+    )
+    parser.add_argument(
+        "--idle-window", type=float, default=11.0, help="seconds of idle cost measurement"
+    )
     parser.add_argument("--compression", choices=["deflate", "none"], default="deflate")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--redis-url", default="", help="use this Redis (flushed) instead")
