@@ -12,7 +12,6 @@ out through the channel layer to every viewer, whichever process holds them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -36,7 +35,6 @@ _viewers: Counter[int] = Counter()
 _memo: dict[int, tuple[float, metrics.RealtimeSnapshot | None]] = {}
 _memo_locks: dict[int, asyncio.Lock] = {}
 _tickers: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
-_wakers: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
 
 
 def group_name(website_pk: int) -> str:
@@ -44,14 +42,8 @@ def group_name(website_pk: int) -> str:
 
 
 def site_changed(website_pk: int) -> None:
-    """Mark the site dirty and wake the ticker (called from any thread, after commit)."""
     with _lock:
         _dirty.add(website_pk)
-    for loop, wake in list(_wakers.items()):
-        try:
-            loop.call_soon_threadsafe(wake.set)
-        except RuntimeError:  # that loop has closed
-            _wakers.pop(loop, None)
 
 
 def take_changed() -> set[int]:
@@ -134,23 +126,13 @@ async def _due(last_tick: float) -> tuple[set[int], float]:
 
 
 async def run_ticker() -> None:
-    """Push a change as soon as it is stored, then at most once a second per site."""
-    wake = _wakers[asyncio.get_running_loop()] = asyncio.Event()
     last_tick = time.monotonic()
-    last_push: dict[int, float] = {}
     while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), CHANGE_DELAY)
-        wake.clear()
+        await asyncio.sleep(CHANGE_DELAY)
         try:
             due, last_tick = await _due(last_tick)
             for pk in due:
-                if time.monotonic() - last_push.get(pk, 0.0) < CHANGE_DELAY:
-                    with _lock:  # throttled: pushed on a later round, within a second
-                        _dirty.add(pk)
-                    continue
-                if await push(pk):
-                    last_push[pk] = time.monotonic()
+                await push(pk)
         except Exception as exc:  # a Redis or database outage must not end the ticker
             # One line a tick, not a traceback a second, while something is down.
             log.warning("push failed, retrying on the next tick: %r", exc)
@@ -168,6 +150,5 @@ def stop_tickers() -> None:
     for task in _tickers.values():
         task.cancel()
     _tickers.clear()
-    _wakers.clear()
     _memo.clear()
     _memo_locks.clear()
