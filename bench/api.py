@@ -47,6 +47,7 @@ from common import (
     Site,
     WrkResult,
     ensure_venv,
+    exit_on_sigterm,
     format_table,
     manage,
     postgres_database,
@@ -278,6 +279,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
     require("wrk")
     print(f"machine: {uptime()}")
     context = sqlite_database() if args.db == "sqlite" else postgres_database(args.pg_url)

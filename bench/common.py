@@ -13,6 +13,7 @@ import os
 import resource
 import secrets
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -44,6 +45,15 @@ def ensure_venv() -> None:
     if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != VENV_PYTHON.parent.parent.resolve():
         script = str(Path(sys.argv[0]).resolve())
         os.execv(VENV_PYTHON, [str(VENV_PYTHON), script, *sys.argv[1:]])  # noqa: S606
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM exits through SystemExit, so servers, Redis and databases are cleaned up."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def raise_open_files_limit() -> int:

@@ -63,6 +63,7 @@ from common import (
     add_site,
     connect_many,
     ensure_venv,
+    exit_on_sigterm,
     format_table,
     percentile,
     postgres_database,
@@ -469,6 +470,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
     limit = raise_open_files_limit()
     if limit < max(args.sockets) * 2 + 100:
         print(f"WARNING open files limit {limit} is low for {max(args.sockets)} sockets")

@@ -51,6 +51,7 @@ from common import (
     ROOT,
     Database,
     ensure_venv,
+    exit_on_sigterm,
     postgres_database,
     prepare,
     process_cpu_seconds,
@@ -336,6 +337,7 @@ def database_context(name: str, args: argparse.Namespace) -> AbstractContextMana
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed")
     load = Load(args.seconds, args.warmup, args.connections, args.threads, args.visitors)

@@ -62,6 +62,7 @@ from typing import Any
 from common import (
     DEFAULT_PG_ADMIN,
     ROOT,
+    exit_on_sigterm,
     format_table,
     percentile,
     pg_execute,
@@ -815,6 +816,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
     if args.worker:
         return worker(args)
     print(f"machine: {uptime()}")

@@ -57,6 +57,7 @@ from common import (
     WrkResult,
     connect_many,
     ensure_venv,
+    exit_on_sigterm,
     format_table,
     postgres_database,
     prepare,
@@ -356,6 +357,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
     require("wrk")
     limit = raise_open_files_limit()
     print(f"machine: {uptime()}  (open files limit {limit})")
