@@ -46,6 +46,7 @@ from common import (
     Database,
     Site,
     WrkResult,
+    code_version,
     ensure_venv,
     exit_on_sigterm,
     format_table,
@@ -281,7 +282,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     exit_on_sigterm()
     require("wrk")
-    print(f"machine: {uptime()}")
+    print(f"code {code_version()}; machine: {uptime()}")
     context = sqlite_database() if args.db == "sqlite" else postgres_database(args.pg_url)
     results = []
     with context as database:
@@ -299,6 +300,7 @@ def main(argv: list[str]) -> int:
     problems = report(results, args)
     if args.json:
         data: dict[str, Any] = {
+            "code": code_version(),
             "server": args.server,
             "db": args.db,
             "seconds": args.seconds,

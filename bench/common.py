@@ -71,6 +71,21 @@ def uptime() -> str:
     return done.stdout.strip() or f"load average {os.getloadavg()}"
 
 
+def code_version() -> str:
+    """The commit the app code is at (and "+changes" when zenovay/, api/ or widgets/
+    differ from it): the code under test can change between two runs of a benchmark."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "zenovay", "api", "widgets"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return (head or "unknown") + ("+changes" if dirty else "")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -61,6 +61,7 @@ from common import (
     Database,
     Site,
     add_site,
+    code_version,
     connect_many,
     ensure_venv,
     exit_on_sigterm,
@@ -229,6 +230,7 @@ class Config:
     server: str
     layer: str
     sockets: int
+    code: str = ""  # commit of the app code when the server started
     connected: int = 0
     failed: int = 0
     dropped: int = 0
@@ -375,8 +377,12 @@ def bench_config(
     """A fresh server and website for one (server, layer, sockets) configuration."""
     env = server_env(database, redis_url, args.env)
     site = add_site(env, f"fanout-{server}-{layer}-{sockets}-{random.randrange(10**6)}.example")
-    config = Config(server=server, layer=layer, sockets=sockets)
-    print(f"  {server} / {layer} / {sockets} sockets (load {os.getloadavg()[0]:.2f})", flush=True)
+    config = Config(server=server, layer=layer, sockets=sockets, code=code_version())
+    print(
+        f"  {server} / {layer} / {sockets} sockets (load {os.getloadavg()[0]:.2f}, "
+        f"code {config.code})",
+        flush=True,
+    )
     with running_server(env, server) as process:
         asyncio.run(measure(process.url, process.proc.pid, site, args, config))
     return config
@@ -491,6 +497,7 @@ def main(argv: list[str]) -> int:
         write_json(
             args.json,
             {
+                "code": code_version(),
                 "events": args.events,
                 "deliver_timeout_s": args.deliver_timeout,
                 "compression": args.compression,

@@ -62,6 +62,7 @@ from typing import Any
 from common import (
     DEFAULT_PG_ADMIN,
     ROOT,
+    code_version,
     exit_on_sigterm,
     format_table,
     percentile,
@@ -819,7 +820,7 @@ def main(argv: list[str]) -> int:
     exit_on_sigterm()
     if args.worker:
         return worker(args)
-    print(f"machine: {uptime()}")
+    print(f"code {code_version()}; machine: {uptime()}")
     names = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     results = [bench_database(name, args) for name in names]
     print(f"\nmachine: {uptime()}")
@@ -828,6 +829,7 @@ def main(argv: list[str]) -> int:
         write_json(
             args.json,
             {
+                "code": code_version(),
                 "now": args.now,
                 "sizes": args.sizes,
                 "others": args.others,

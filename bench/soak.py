@@ -55,6 +55,7 @@ from common import (
     Database,
     Site,
     WrkResult,
+    code_version,
     connect_many,
     ensure_venv,
     exit_on_sigterm,
@@ -360,7 +361,7 @@ def main(argv: list[str]) -> int:
     exit_on_sigterm()
     require("wrk")
     limit = raise_open_files_limit()
-    print(f"machine: {uptime()}  (open files limit {limit})")
+    print(f"code {code_version()}; machine: {uptime()}  (open files limit {limit})")
     with postgres_database(args.pg_url) as database, redis_server(args.redis_url) as redis_url:
         env = server_env(database, redis_url, args.env)
         site = prepare(env)
@@ -379,6 +380,7 @@ def main(argv: list[str]) -> int:
         write_json(
             args.json,
             {
+                "code": code_version(),
                 "args": {k: v for k, v in vars(args).items() if k != "json"},
                 "cpus": os.cpu_count(),
                 "seconds": outcome["seconds"],
