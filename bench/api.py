@@ -43,6 +43,7 @@ from typing import Any
 from common import (
     BUSY_LOAD,
     ROOT,
+    SERVERS,
     Database,
     Site,
     WrkResult,
@@ -255,7 +256,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Cached read endpoints vs the empty view.")
     parser.add_argument("--store", default="memory,redis", help="memory,redis (default both)")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
+    parser.add_argument("--server", choices=SERVERS, default="daphne")
     parser.add_argument("--seconds", type=int, default=10, help="per measured run (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk before each run")
     parser.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")

@@ -289,6 +289,10 @@ def prepare(env: dict[str, str], domain: str = DOMAIN) -> Site:
     return add_site(env, domain)
 
 
+# tests.servers.SERVERS, which cannot be imported before ensure_venv() (it needs Django).
+SERVERS = ["daphne", "uvicorn", "uvicorn-plain"]
+
+
 @contextmanager
 def running_server(env: dict[str, str], server: str = "daphne") -> Iterator[Any]:
     """tests.servers.ServerProcess on a free port, stopped afterwards."""

@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """WebSocket fan-out: N idle sockets on /ws/live/{code}, one event, how fast it reaches them.
 
-    .venv/bin/python bench/fanout.py [--sockets 1000,5000] [--server daphne,uvicorn]
+    .venv/bin/python bench/fanout.py [--sockets 1000,5000] [--server daphne,uvicorn-plain]
                                      [--layer memory,redis] [--events 3] [--db sqlite]
                                      [--deliver-timeout 10] [--connect-concurrency 100]
                                      [--open-budget 300] [--idle-window 11]
                                      [--compression deflate|none] [--redis-url URL]
 
-For every server (daphne, uvicorn), channel layer ("memory": no REDIS_URL, the in-process
-layer; "redis": REDIS_URL set, channels_redis on a private redis-server) and socket count
-N, it starts a FRESH server process (so that its memory is measured from the same state)
+For every server (daphne, uvicorn, uvicorn-plain: see tests/servers.py), channel layer
+("memory": no REDIS_URL, the in-process layer; "redis": REDIS_URL set, channels_redis on a
+private redis-server) and socket count N, it starts a FRESH server process (so that its memory is measured from the same state)
 and adds a new website, then:
 
 1. opens and closes 20 sockets (the server imports and warms up what sockets use), waits
@@ -57,6 +57,7 @@ from typing import Any
 from common import (
     BROWSER_AGENT,
     ROOT,
+    SERVERS,
     WIDGET_ORIGIN,
     Database,
     Site,
@@ -445,7 +446,7 @@ def report(configs: list[Config]) -> list[str]:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="WebSocket fan-out latency and memory.")
     parser.add_argument("--sockets", default="1000,5000", help="socket counts (default 1000,5000)")
-    parser.add_argument("--server", default="daphne,uvicorn", help="daphne,uvicorn")
+    parser.add_argument("--server", default="daphne,uvicorn-plain", help="of " + ",".join(SERVERS))
     parser.add_argument("--layer", default="memory,redis", help="memory,redis")
     parser.add_argument("--events", type=int, default=3, help="events per configuration")
     parser.add_argument("--deliver-timeout", type=float, default=10.0, help="seconds")
@@ -468,8 +469,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.sockets = [int(n) for n in args.sockets.split(",") if n.strip()]
     args.server = [s.strip() for s in args.server.split(",") if s.strip()]
     args.layer = [s.strip() for s in args.layer.split(",") if s.strip()]
-    if set(args.server) - {"daphne", "uvicorn"} or set(args.layer) - {"memory", "redis"}:
-        parser.error("--server takes daphne,uvicorn and --layer memory,redis")
+    if set(args.server) - set(SERVERS) or set(args.layer) - {"memory", "redis"}:
+        parser.error("--server takes " + ",".join(SERVERS) + " and --layer memory,redis")
     args.env = dict(item.split("=", 1) for item in args.env)
     return args
 

@@ -49,6 +49,7 @@ from common import (
     BUSY_LOAD,
     DOMAIN,
     ROOT,
+    SERVERS,
     Database,
     ensure_venv,
     exit_on_sigterm,
@@ -293,7 +294,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
     parser.add_argument("--threads", type=int, default=2, help="wrk -t (default 2)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds before each run")
-    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
+    parser.add_argument("--server", choices=SERVERS, default="daphne")
     parser.add_argument(
         "--endpoints",
         default="empty,collect",

@@ -52,6 +52,7 @@ from typing import Any
 from common import (
     DOMAIN,
     ROOT,
+    SERVERS,
     Database,
     Site,
     WrkResult,
@@ -338,7 +339,7 @@ def report(outcome: dict[str, Any], stored: int, args: argparse.Namespace) -> li
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Mixed-traffic soak; see the module doc.")
     parser.add_argument("--seconds", type=int, default=180)
-    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
+    parser.add_argument("--server", choices=SERVERS, default="daphne")
     parser.add_argument(
         "--collect-rate", type=float, default=0, help="cap on events/s (default 0: none)"
     )

@@ -49,8 +49,19 @@ def server_env(**extra: str) -> dict[str, str]:
     return env
 
 
+APP = "zenovay.asgi:application"
+# uvicorn's options by server name; "uvicorn-plain" is the one the README recommends:
+# widget frames are tiny, and a compression context per socket costs more memory than
+# it saves bandwidth.
+UVICORN_OPTIONS: dict[str, list[str]] = {
+    "uvicorn": [],
+    "uvicorn-plain": ["--ws-per-message-deflate", "false"],
+}
+SERVERS = ["daphne", *UVICORN_OPTIONS]
+
+
 class ServerProcess:
-    """`daphne zenovay.asgi:application` on 127.0.0.1:port, waited for until it answers."""
+    """An ASGI server (see SERVERS) on 127.0.0.1:port, waited for until it answers."""
 
     def __init__(self, *, port: int, env: dict[str, str], server: str = "daphne") -> None:
         self.port = port
@@ -61,31 +72,11 @@ class ServerProcess:
         self.log = ROOT / "var" / f"server-{port}.log"
 
     def command(self) -> list[str]:
-        if self.server == "uvicorn":
-            return [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--port",
-                str(self.port),
-                "--host",
-                "127.0.0.1",
-                "--log-level",
-                "warning",
-                "zenovay.asgi:application",
-            ]
-        return [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "-v",
-            "0",
-            "zenovay.asgi:application",
-        ]
+        host, port = ["--host", "127.0.0.1", "--port"], str(self.port)
+        if self.server == "daphne":
+            return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "-v", "0", APP]
+        uvicorn = [sys.executable, "-m", "uvicorn", *host, port, "--log-level", "warning"]
+        return [*uvicorn, *UVICORN_OPTIONS[self.server], APP]
 
     def start(self, timeout: float = 20.0) -> None:
         self.log.parent.mkdir(exist_ok=True)

@@ -21,9 +21,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def _fresh_push_state():
     store.reset()
-    live.stop_tickers()
+    live.reset()
     yield
-    live.stop_tickers()
+    live.reset()
     store.reset()
 
 

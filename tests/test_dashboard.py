@@ -453,9 +453,9 @@ def test_collect_is_the_one_post_without_csrf(db, site):
 @pytest.fixture
 def _fresh_push_state():
     store.reset()
-    live.stop_tickers()
+    live.reset()
     yield
-    live.stop_tickers()
+    live.reset()
     store.reset()
 
 
@@ -558,12 +558,14 @@ async def test_the_websites_socket_sends_each_of_the_owners_cards(owner, site, t
     ws = await open_socket("/ws/dashboard/sites", await sync_to_async(session_headers)(owner))
 
     messages = [await ws.receive_from(timeout=5) for _ in range(2)]
+    # The ticker may also push the visit stored just before: all the socket says is read.
+    while not await ws.receive_nothing(timeout=0.3):
+        messages.append(await ws.receive_from())
 
     joined = "".join(messages)
     assert re.search(rf'id="zv-{site.website_id}-live"[^>]*data-count="1"', joined)
     assert re.search(rf'id="zv-{other.website_id}-live"[^>]*data-count="0"', joined)
     assert toms.website_id not in joined
-    assert await ws.receive_nothing(timeout=0.3)
     await ws.disconnect()
 
 

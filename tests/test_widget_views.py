@@ -23,9 +23,9 @@ SCRIPT_BUDGET = 3 * 1024  # gzipped bytes: a widget must not weigh on the custom
 @pytest.fixture(autouse=True)
 def _fresh_snapshots():
     """Snapshots are memoised per website pk for a second; pks repeat across tests."""
-    live.stop_tickers()
+    live.reset()
     yield
-    live.stop_tickers()
+    live.reset()
 
 
 def visit(website: Website, path: str = "/", ip: str = "81.2.69.160") -> None:

@@ -1,4 +1,4 @@
-"""WebSocket consumers: join the site's group, send the snapshot, relay pushes.
+"""WebSocket consumers: find the website, send its snapshot, relay pushes from the hub.
 
 Widgets are embedded on any site, so every origin may connect; sockets are
 read-only and ignore whatever clients send. Unknown, malformed or disabled ids
@@ -27,8 +27,29 @@ FORBIDDEN = 4403
 UNAVAILABLE = 4503  # Redis or the database is down for now: the client retries
 
 
-class SiteConsumer(AsyncWebsocketConsumer):
-    """Base: find the website from the URL, then follow its group."""
+class Follower(AsyncWebsocketConsumer):
+    """A read-only socket that follows websites through this process's hub (live.Viewer)."""
+
+    channel_layer_alias = live.NO_LAYER  # pushes come through the hub, not a channel each
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Read-only: whatever a client sends is ignored."""
+
+    def frame(self, website_pk: int, realtime: metrics.RealtimeSnapshot) -> str:
+        raise NotImplementedError
+
+    async def deliver(self, text: str) -> None:
+        await self.send(text_data=text)
+
+    async def gone(self, website_pk: int) -> None:
+        await self.close(code=NOT_FOUND, reason="the website was disabled")
+
+    async def unavailable(self) -> None:
+        await self.close(code=UNAVAILABLE, reason="temporarily unavailable, retry")
+
+
+class SiteConsumer(Follower):
+    """Base: find the website from the URL, then follow it through this process's hub."""
 
     website_pk: int | None = None
 
@@ -46,33 +67,23 @@ class SiteConsumer(AsyncWebsocketConsumer):
             if website is None:
                 await self.close(code=NOT_FOUND, reason="unknown or disabled website")
                 return
-            await self.channel_layer.group_add(live.group_name(website.pk), self.channel_name)
+            await live.hub().join(website.pk, self)
             self.website_pk = website.pk  # only once joined: disconnect() undoes exactly this
-            live.viewer_joined(website.pk)
             live.ensure_ticker()
             data = await live.snapshot(website.pk)
         except Exception as exc:  # Redis or the database is down: a clean close, not a crash
             log.warning("widget socket closed, pushes unavailable: %r", exc)
-            await self.close(code=UNAVAILABLE, reason="temporarily unavailable, retry")
+            await self.unavailable()
             return
         if data is not None:
             await self.send(text_data=self.render(data))
 
     async def disconnect(self, code: int) -> None:
         if self.website_pk is not None:
-            live.viewer_left(self.website_pk)
-            await self.channel_layer.group_discard(
-                live.group_name(self.website_pk), self.channel_name
-            )
+            await live.hub().leave(self.website_pk, self)
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """Read-only: whatever a client sends is ignored."""
-
-    async def site_snapshot(self, message: dict[str, Any]) -> None:
-        await self.send(text_data=self.render(message["realtime"]))
-
-    async def site_gone(self, message: dict[str, Any]) -> None:
-        await self.close(code=NOT_FOUND, reason="the website was disabled")
+    def frame(self, website_pk: int, realtime: metrics.RealtimeSnapshot) -> str:
+        return self.render(realtime)
 
 
 class LiveConsumer(SiteConsumer):
@@ -150,7 +161,7 @@ class OwnerSiteConsumer(SiteConsumer):
         await super().connect()
 
 
-class OwnerSitesConsumer(AsyncWebsocketConsumer):
+class OwnerSitesConsumer(Follower):
     """/ws/dashboard/sites: the live counts of every website of the user, one socket."""
 
     sites: dict[int, str] = {}  # replaced per connection, never mutated
@@ -163,14 +174,13 @@ class OwnerSitesConsumer(AsyncWebsocketConsumer):
         try:
             followed = await db.run(self._followed)
             for pk, website_id in followed.items():
-                await self.channel_layer.group_add(live.group_name(pk), self.channel_name)
+                await live.hub().join(pk, self)
                 self.sites = {**self.sites, pk: website_id}  # disconnect() undoes exactly this
-                live.viewer_joined(pk)
             live.ensure_ticker()
             snapshots = [(ident, await live.snapshot(pk)) for pk, ident in followed.items()]
         except Exception as exc:  # Redis or the database is down: a clean close, not a crash
             log.warning("dashboard socket closed, pushes unavailable: %r", exc)
-            await self.close(code=UNAVAILABLE, reason="temporarily unavailable, retry")
+            await self.unavailable()
             return
         for website_id, data in snapshots:
             if data is not None:
@@ -182,16 +192,10 @@ class OwnerSitesConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         for pk in self.sites:
-            live.viewer_left(pk)
-            await self.channel_layer.group_discard(live.group_name(pk), self.channel_name)
+            await live.hub().leave(pk, self)
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """Read-only: whatever a client sends is ignored."""
+    def frame(self, website_pk: int, realtime: metrics.RealtimeSnapshot) -> str:
+        return dashboard.card_fragment(self.sites[website_pk], realtime)
 
-    async def site_snapshot(self, message: dict[str, Any]) -> None:
-        website_id = self.sites.get(message.get("website"))  # type: ignore[arg-type]
-        if website_id is not None:
-            await self.send(text_data=dashboard.card_fragment(website_id, message["realtime"]))
-
-    async def site_gone(self, message: dict[str, Any]) -> None:
+    async def gone(self, website_pk: int) -> None:
         """A disabled website keeps its last figures on the page; the others stay live."""

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from channels.auth import AuthMiddlewareStack
 from django.urls import re_path
 
 from widgets import consumers
 
 websocket_urlpatterns = [
+    # Public widget sockets: no session, no user; they accept every origin.
     re_path(r"^ws/live/(?P<ident>[^/]+)/?$", consumers.LiveConsumer.as_asgi()),
     re_path(r"^ws/realtime/(?P<ident>[^/]+)/?$", consumers.RealtimeConsumer.as_asgi()),
     re_path(r"^ws/widgets/live/(?P<ident>[^/]+)/?$", consumers.LiveFragmentConsumer.as_asgi()),
@@ -12,7 +14,10 @@ websocket_urlpatterns = [
         r"^ws/widgets/dashboard/(?P<ident>[^/]+)/?$",
         consumers.DashboardFragmentConsumer.as_asgi(),
     ),
-    # The owner dashboard: signed-in users only, same origin only.
-    re_path(r"^ws/dashboard/sites/?$", consumers.OwnerSitesConsumer.as_asgi()),
-    re_path(r"^ws/dashboard/(?P<ident>[^/]+)/?$", consumers.OwnerSiteConsumer.as_asgi()),
+    # The owner dashboard: the session says who is signed in; same origin only.
+    re_path(r"^ws/dashboard/sites/?$", AuthMiddlewareStack(consumers.OwnerSitesConsumer.as_asgi())),
+    re_path(
+        r"^ws/dashboard/(?P<ident>[^/]+)/?$",
+        AuthMiddlewareStack(consumers.OwnerSiteConsumer.as_asgi()),
+    ),
 ]

@@ -6,7 +6,6 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zenovay.settings")
 
-from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
@@ -18,11 +17,11 @@ django_application = ASGIStaticFilesHandler(get_asgi_application())
 from widgets.routing import websocket_urlpatterns  # noqa: E402
 
 # Widgets are embedded on any site, so sockets accept every origin; they are read-only.
-# The session (AuthMiddlewareStack) is read for the owner dashboard's sockets, which check
-# the user and that the page opening them is on this server (see widgets.consumers).
+# Only the owner dashboard's sockets read the session (see widgets.routing), and check
+# that the page opening them is on this server (see widgets.consumers).
 application = ProtocolTypeRouter(
     {
         "http": django_application,
-        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        "websocket": URLRouter(websocket_urlpatterns),
     }
 )

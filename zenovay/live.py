@@ -1,21 +1,27 @@
-"""Push: channel group names, "this site changed", viewers and the ticker.
+"""Push: "this site changed", each process's hub of viewers, and the ticker.
 
-Ingest calls `site_changed()` after commit; it only marks the site dirty in this
-process, so it is free and never fails. Each server process runs one ticker
-task which, about once a second, pushes a fresh snapshot for every changed site
-that has viewers anywhere, and every few seconds for sites with viewers here, so
-live counts fall as visitors leave. A snapshot is computed once per site per
-push (a shared lock keeps processes from pushing the same site twice) and fanned
-out through the channel layer to every viewer, whichever process holds them.
+Ingest calls `site_changed()` after commit: it marks the site dirty in this process
+and wakes the process's ticker, so it is cheap and never fails. The ticker pushes a
+changed site at once when it has viewers in any process, then at most once a second
+while changes keep coming, and refreshes every site with viewers here every few
+seconds, so live counts fall as visitors leave.
+
+A push computes the site's snapshot once (a shared lock keeps processes from pushing
+the same site twice) and sends ONE message to the site's channel-layer group. Each
+server process is one member of that group, its hub: the hub renders each kind of
+frame once (live JSON, realtime JSON, the HTML fragments) and writes it to every
+socket of that site it holds. Sockets have no channel of their own, so a push costs
+one channel-layer message per process, not one per socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections import Counter
+from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
@@ -25,16 +31,21 @@ from zenovay.models import Website
 log = logging.getLogger("zenovay.live")
 
 CHANGE_DELAY = 1.0  # at most one push per site per second for changes
-TICK_SECONDS = 5.0  # steady refresh for sites with viewers
+TICK_SECONDS = 5.0  # steady refresh for sites with viewers (and their group membership)
+PRESENCE_SECONDS = 1.0  # how often this process says which sites it has viewers of
 PRESENCE_TTL = 5.0
 MEMO_SECONDS = 1.0
+RETRY_SECONDS = 1.0  # after the channel layer failed, before the hub listens again
+YIELD_EVERY = 100  # sockets written to between two turns of the event loop
+NO_LAYER = "zenovay-sockets-have-no-channel"  # a channel-layer alias nothing configures
 
 _dirty: set[int] = set()
 _lock = threading.Lock()
-_viewers: Counter[int] = Counter()
 _memo: dict[int, tuple[float, metrics.RealtimeSnapshot | None]] = {}
 _memo_locks: dict[int, asyncio.Lock] = {}
 _tickers: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+_wakers: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
 
 
 def group_name(website_pk: int) -> str:
@@ -42,8 +53,14 @@ def group_name(website_pk: int) -> str:
 
 
 def site_changed(website_pk: int) -> None:
+    """Mark the site dirty and wake the tickers; called from any thread, after commit."""
     with _lock:
         _dirty.add(website_pk)
+    for loop, wake in list(_wakers.items()):
+        try:
+            loop.call_soon_threadsafe(wake.set)
+        except RuntimeError:  # that loop has closed
+            _wakers.pop(loop, None)
 
 
 def take_changed() -> set[int]:
@@ -54,18 +71,126 @@ def take_changed() -> set[int]:
     return changed
 
 
-def viewer_joined(website_pk: int) -> None:
-    _viewers[website_pk] += 1
+# --- Viewers and this process's hub
 
 
-def viewer_left(website_pk: int) -> None:
-    _viewers[website_pk] -= 1
-    if _viewers[website_pk] <= 0:
-        del _viewers[website_pk]
+class Viewer(Protocol):
+    """A socket following sites: how it renders a snapshot and what it does with it."""
+
+    def frame(self, website_pk: int, realtime: metrics.RealtimeSnapshot) -> str: ...
+
+    async def deliver(self, text: str) -> None: ...
+
+    async def gone(self, website_pk: int) -> None: ...
+
+    async def unavailable(self) -> None: ...
+
+
+class Hub:
+    """This process's sockets by website, and its one channel in the sites' groups."""
+
+    def __init__(self) -> None:
+        self.sites: dict[int, set[Viewer]] = {}
+        self.channel = ""
+        self._grouped: set[int] = set()  # sites whose group is known to hold our channel
+        self._membership = asyncio.Lock()
+        self._reader: asyncio.Task | None = None
+
+    async def join(self, website_pk: int, viewer: Viewer) -> None:
+        """Follow the site for this viewer; raises while the channel layer is down."""
+        async with self._membership:
+            layer = get_channel_layer()
+            if not self.channel:
+                self.channel = await layer.new_channel()
+            if website_pk not in self._grouped:
+                await layer.group_add(group_name(website_pk), self.channel)
+                self._grouped.add(website_pk)
+            self.sites.setdefault(website_pk, set()).add(viewer)
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.get_running_loop().create_task(self._read(), name="zenovay-hub")
+
+    async def leave(self, website_pk: int, viewer: Viewer) -> None:
+        viewers = self.sites.get(website_pk)
+        if viewers is None:
+            return
+        viewers.discard(viewer)
+        if viewers:
+            return
+        async with self._membership:
+            if self.sites.get(website_pk):  # someone joined meanwhile
+                return
+            self.sites.pop(website_pk, None)
+            self._grouped.discard(website_pk)
+            with contextlib.suppress(Exception):  # the group forgets us anyway when it expires
+                await get_channel_layer().group_discard(group_name(website_pk), self.channel)
+
+    async def refresh(self) -> None:
+        """Join the groups again: they expire, and a restarted Redis has forgotten them."""
+        layer = get_channel_layer()
+        for website_pk in list(self.sites):
+            await layer.group_add(group_name(website_pk), self.channel)
+            self._grouped.add(website_pk)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+
+    async def _read(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            try:
+                message = await layer.receive(self.channel)
+            except Exception as exc:  # Redis is down: sockets reconnect once it is back
+                log.warning("pushes unavailable, closing this process's sockets: %r", exc)
+                self._grouped.clear()
+                await self._each(list(self.sites), lambda viewer, pk: viewer.unavailable())
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            try:
+                await self.dispatch(message)
+            except Exception:
+                log.exception("push could not be delivered")
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        website_pk = message.get("website")
+        if not isinstance(website_pk, int):
+            return
+        if message.get("type") == "site.gone":
+            await self._each([website_pk], lambda viewer, pk: viewer.gone(pk))
+            return
+        realtime = message["realtime"]
+        frames: dict[type, str] = {}  # rendered once per kind of socket, not per socket
+        for count, viewer in enumerate(list(self.sites.get(website_pk, ())), 1):
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let requests in: thousands of writes take a while
+            kind = type(viewer)
+            if kind not in frames:
+                frames[kind] = viewer.frame(website_pk, realtime)
+            try:
+                await viewer.deliver(frames[kind])
+            except Exception as exc:  # that socket is closing: the others still get theirs
+                log.debug("push to a closing socket failed: %r", exc)
+
+    async def _each(self, sites: list[int], action: Any) -> None:
+        done: set[int] = set()  # a socket following several sites is told once
+        for website_pk in sites:
+            for viewer in list(self.sites.get(website_pk, ())):
+                if id(viewer) not in done:
+                    done.add(id(viewer))
+                    with contextlib.suppress(Exception):
+                        await action(viewer, website_pk)
+
+
+def hub() -> Hub:
+    """The running loop's hub (one per server process)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _hubs:
+        _hubs[loop] = Hub()
+    return _hubs[loop]
 
 
 def local_viewers() -> set[int]:
-    return set(_viewers)
+    return {pk for each in _hubs.values() for pk, viewers in each.sites.items() if viewers}
 
 
 # --- Snapshots
@@ -92,12 +217,16 @@ def live_of(realtime: metrics.RealtimeSnapshot) -> metrics.LiveSnapshot:
     return {"liveCount": realtime["visitors"]["current"], "timestamp": realtime["timestamp"]}
 
 
-async def push(website_pk: int) -> bool:
-    """Compute the site's snapshot once and send it to every viewer; False if another did."""
-    if not await store.get_store().try_lock(f"push:{website_pk}", CHANGE_DELAY * 0.9):
+async def push(website_pk: int, *, tick: bool = False) -> bool:
+    """Compute the site's snapshot once and send it to every hub; False if another did.
+
+    A shared lock makes one push per site per second for changes, and one per tick
+    for the steady refresh, whichever process gets there first."""
+    kind, seconds = ("tick", TICK_SECONDS) if tick else ("push", CHANGE_DELAY)
+    if not await store.get_store().try_lock(f"{kind}:{website_pk}", seconds * 0.9):
         return False
     data = await snapshot(website_pk, fresh=True)
-    # "website" lets a consumer that follows several sites tell whose snapshot this is.
+    # "website" tells a hub, and a socket following several sites, whose snapshot this is.
     message: dict[str, object] = (
         {"type": "site.snapshot", "website": website_pk, "realtime": data}
         if data
@@ -110,32 +239,77 @@ async def push(website_pk: int) -> bool:
 # --- The ticker
 
 
-async def _due(last_tick: float) -> tuple[set[int], float]:
-    """Sites to push now: changed ones with viewers anywhere, plus ours on the tick."""
-    backend = store.get_store()
-    here = local_viewers()
-    await backend.mark_presence([group_name(pk) for pk in here], PRESENCE_TTL)
-    due = set()
-    for pk in take_changed():
-        if pk in here or await backend.has_presence(group_name(pk)):
-            due.add(pk)
-    if time.monotonic() - last_tick >= TICK_SECONDS:
-        due |= here
-        last_tick = time.monotonic()
-    return due, last_tick
+class Schedule:
+    """When each changed site is pushed: at once, then at most once a second."""
+
+    def __init__(self) -> None:
+        self.due: dict[int, float] = {}
+        self.pushed: dict[int, float] = {}
+
+    def changed(self, website_pk: int, now: float) -> None:
+        when = max(now, self.pushed.get(website_pk, -CHANGE_DELAY) + CHANGE_DELAY)
+        self.due[website_pk] = min(self.due.get(website_pk, when), when)
+
+    def later(self, website_pk: int, now: float) -> None:
+        self.due[website_pk] = now + CHANGE_DELAY
+
+    def take_due(self, now: float) -> list[int]:
+        ready = [pk for pk, when in self.due.items() if when <= now]
+        for pk in ready:
+            del self.due[pk]
+        for pk in [pk for pk, when in self.pushed.items() if when < now - CHANGE_DELAY]:
+            del self.pushed[pk]
+        return ready
+
+    def next_due(self) -> float | None:
+        return min(self.due.values(), default=None)
 
 
 async def run_ticker() -> None:
-    last_tick = time.monotonic()
+    """Push changes as they come (see Schedule); refresh the sites watched here on a tick."""
+    loop = asyncio.get_running_loop()
+    wake = _wakers[loop] = asyncio.Event()
+    backend, schedule = store.get_store(), Schedule()
+    now = time.monotonic()
+    next_tick, next_presence = now + TICK_SECONDS, now
     while True:
-        await asyncio.sleep(CHANGE_DELAY)
+        deadline = min(next_tick, next_presence, schedule.next_due() or next_tick)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), max(0.0, deadline - time.monotonic()))
+        wake.clear()
+        now = time.monotonic()
+        here = set(_hubs[loop].sites) if loop in _hubs else set()
+        for pk in take_changed():
+            schedule.changed(pk, now)
+        ticking: set[int] = set()
+        if now >= next_tick:
+            next_tick = now + TICK_SECONDS
+            ticking = here - set(schedule.due)  # a due change push refreshes those anyway
         try:
-            due, last_tick = await _due(last_tick)
-            for pk in due:
-                await push(pk)
-        except Exception as exc:  # a Redis or database outage must not end the ticker
-            # One line a tick, not a traceback a second, while something is down.
-            log.warning("push failed, retrying on the next tick: %r", exc)
+            if now >= next_presence:
+                next_presence = now + PRESENCE_SECONDS
+                await backend.mark_presence([group_name(pk) for pk in here], PRESENCE_TTL)
+            if ticking:
+                await _hubs[loop].refresh()
+        except Exception as exc:  # a Redis outage must not end the ticker
+            log.warning("presence or groups not refreshed, retrying: %r", exc)
+        for pk in schedule.take_due(now):
+            try:
+                if pk not in here and not await backend.has_presence(group_name(pk)):
+                    continue  # nobody watches it anywhere
+                if await push(pk):
+                    schedule.pushed[pk] = time.monotonic()
+                else:  # another process pushed it just now, perhaps before this change
+                    schedule.later(pk, now)
+            except Exception as exc:  # a Redis or database outage must not end the ticker
+                # One line a try, not a traceback a second, while something is down.
+                log.warning("push failed, retrying in a second: %r", exc)
+                schedule.later(pk, now)
+        for pk in ticking:
+            try:
+                await push(pk, tick=True)
+            except Exception as exc:
+                log.warning("refresh failed, retrying on the next tick: %r", exc)
 
 
 def ensure_ticker() -> None:
@@ -150,5 +324,14 @@ def stop_tickers() -> None:
     for task in _tickers.values():
         task.cancel()
     _tickers.clear()
+    _wakers.clear()
+
+
+def reset() -> None:
+    """Forget every ticker, hub and snapshot (tests run each on an event loop of its own)."""
+    stop_tickers()
+    for each in _hubs.values():
+        each.close()
+    _hubs.clear()
     _memo.clear()
     _memo_locks.clear()
