@@ -12,6 +12,7 @@ from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
 from tests.test_ingest import body, client
+from widgets import consumers
 from zenovay import ingest, live, metrics, store
 from zenovay.asgi import application
 
@@ -158,3 +159,74 @@ async def test_many_sockets_connecting_at_once_share_one_snapshot(website, monke
     assert len(computed) == 1
     for ws in sockets:
         await ws.disconnect()
+
+
+async def test_a_push_renders_each_kind_of_frame_once(website, monkeypatch):
+    rendered: list[str] = []
+    for kind in (consumers.LiveConsumer, consumers.RealtimeConsumer):
+        original = kind.render
+        monkeypatch.setattr(
+            kind,
+            "render",
+            lambda self, data, original=original, kind=kind: (
+                rendered.append(kind.__name__) or original(self, data)
+            ),
+        )
+    sockets = [await connect(f"/ws/live/{website.tracking_code}") for _ in range(10)]
+    sockets += [await connect(f"/ws/realtime/{website.website_id}") for _ in range(10)]
+    for ws in sockets:
+        await ws.receive_from(timeout=5)
+    live.stop_tickers()  # this test pushes by hand
+    rendered.clear()
+    await visit(website)
+
+    assert await live.push(website.pk)
+
+    for ws in sockets[:10]:
+        assert json.loads(await ws.receive_from(timeout=5))["liveCount"] == 1
+    for ws in sockets[10:]:
+        assert json.loads(await ws.receive_from(timeout=5))["visitors"]["current"] == 1
+    assert sorted(rendered) == ["LiveConsumer", "RealtimeConsumer"]
+    for ws in sockets:
+        await ws.disconnect()
+
+
+async def test_a_change_held_back_by_another_process_push_is_pushed_after_it(website):
+    ws = await connect(f"/ws/live/{website.tracking_code}")
+    assert json.loads(await ws.receive_from(timeout=5))["liveCount"] == 0
+    # Another server process has just pushed this site, before the visit below was stored.
+    assert await store.get_store().try_lock(f"push:{website.pk}", live.CHANGE_DELAY * 0.9)
+    await visit(website)
+    live.site_changed(website.pk)
+    message = json.loads(await ws.receive_from(timeout=5))
+    assert message["liveCount"] == 1
+    await ws.disconnect()
+
+
+async def test_a_socket_that_left_gets_nothing_and_the_hub_forgets_the_site(website):
+    staying = await connect(f"/ws/live/{website.tracking_code}")
+    leaving = await connect(f"/ws/live/{website.tracking_code}")
+    for ws in (staying, leaving):
+        await ws.receive_from(timeout=5)
+    await leaving.disconnect()
+    assert live.local_viewers() == {website.pk}
+    await visit(website)
+    live.site_changed(website.pk)
+    assert json.loads(await staying.receive_from(timeout=5))["liveCount"] == 1
+    await staying.disconnect()
+    assert live.local_viewers() == set()
+
+
+def test_the_schedule_pushes_a_change_at_once_then_at_most_once_a_second():
+    schedule = live.Schedule()
+    schedule.changed(7, now=100.0)
+    assert schedule.take_due(100.0) == [7]
+    schedule.pushed[7] = 100.0
+    schedule.changed(7, now=100.2)  # another change soon after: held back
+    assert schedule.take_due(100.5) == []
+    assert schedule.next_due() == pytest.approx(100.0 + live.CHANGE_DELAY)
+    schedule.changed(7, now=100.6)  # more changes meanwhile: still one push
+    assert schedule.take_due(100.0 + live.CHANGE_DELAY) == [7]
+    assert schedule.next_due() is None
+    schedule.changed(8, now=103.0)  # another site is not held back by site 7
+    assert schedule.take_due(103.0) == [8]
