@@ -8,7 +8,7 @@ import os
 import pytest
 from django.core.cache import cache
 
-from tests.servers import ServerProcess, free_port, server_env
+from tests.servers import ServerProcess, free_port, server_env, wait_for_other_sessions_to_end
 from zenovay import live, salts
 from zenovay.models import Website
 
@@ -82,6 +82,8 @@ def server(django_db_setup, django_db_blocker):
     process.start()
     yield process
     process.stop()
+    with django_db_blocker.unblock():
+        wait_for_other_sessions_to_end()
 
 
 @pytest.fixture

@@ -35,6 +35,23 @@ def test_database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
+def wait_for_other_sessions_to_end(timeout: float = 10.0) -> None:
+    """PostgreSQL ends a stopped server's sessions a moment after it exits; until then the
+    test database cannot be dropped ("being accessed by other users")."""
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.05)
+
+
 def server_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(

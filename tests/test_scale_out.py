@@ -7,6 +7,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+from email.message import Message
 
 import pytest
 import redis
@@ -22,10 +23,14 @@ SHARED_REDIS = os.environ.get("ZENOVAY_TEST_SCALE_REDIS", "redis://127.0.0.1:637
 
 @pytest.fixture(scope="module")
 def pair(django_db_setup, django_db_blocker):
-    """Servers A and B on the test database and one Redis."""
+    """Servers A (Daphne) and B (uvicorn as the README deploys it) on the test database
+    and one Redis."""
     redis.Redis.from_url(SHARED_REDIS).flushdb()
     env = server_env(REDIS_URL=SHARED_REDIS)
-    servers = [ServerProcess(port=free_port(), env=env) for _ in range(2)]
+    servers = [
+        ServerProcess(port=free_port(), env=env, server=name)
+        for name in ("daphne", "uvicorn-plain")
+    ]
     try:
         for server in servers:
             server.start()
@@ -35,13 +40,14 @@ def pair(django_db_setup, django_db_blocker):
             server.stop()
 
 
-def get(url: str) -> tuple[int, dict[str, str], bytes]:
+def get(url: str) -> tuple[int, Message, bytes]:
+    """Status, headers (names in any case: uvicorn sends them in lower case) and body."""
     request = urllib.request.Request(url, headers={"User-Agent": DESKTOP_UA})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+        return error.code, error.headers, error.read()
 
 
 def collect(base: str, website, path: str = "/") -> int:

@@ -138,6 +138,7 @@ class RedisStore:
         self.url = url
         self.prefix = "zenovay:store:"
         self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._sequence = 0
 
     def _client(self):
@@ -151,6 +152,14 @@ class RedisStore:
             )
             self._clients[loop] = client
         return client
+
+    def _hit_script(self):
+        """The rate-limit script, sent by its SHA once Redis knows it (EVALSHA)."""
+        loop = asyncio.get_running_loop()
+        script = self._scripts.get(loop)
+        if script is None:
+            script = self._scripts[loop] = self._client().register_script(_HIT_SCRIPT)
+        return script
 
     async def get(self, key: str) -> bytes | None:
         if breaker.open:
@@ -226,8 +235,8 @@ class RedisStore:
         now = time.time()
         member = f"{now:.6f}:{os.getpid()}:{self._sequence}"
         try:
-            count, blocking = await self._client().eval(
-                _HIT_SCRIPT, 1, self.prefix + "rl:" + key, now, window, limit, member, MAX_LOG
+            count, blocking = await self._hit_script()(
+                keys=[self.prefix + "rl:" + key], args=[now, window, limit, member, MAX_LOG]
             )
         except Exception as exc:
             breaker.trip(exc)
