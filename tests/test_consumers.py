@@ -230,3 +230,32 @@ def test_the_schedule_pushes_a_change_at_once_then_at_most_once_a_second():
     assert schedule.next_due() is None
     schedule.changed(8, now=103.0)  # another site is not held back by site 7
     assert schedule.take_due(103.0) == [8]
+
+
+class Recorder:
+    """A stand-in socket for the hub: what it was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def frame(self, website_pk: int, realtime) -> str:
+        return json.dumps(realtime)
+
+    async def deliver(self, text: str) -> None:
+        self.sent.append(text)
+
+
+async def test_a_newer_push_supersedes_the_one_being_written():
+    hub = live.Hub()
+    viewers = [Recorder() for _ in range(3 * live.YIELD_EVERY)]
+    hub.sites[1] = set(viewers)
+    older = {"type": "site.snapshot", "website": 1, "realtime": {"n": 1}}
+    newer = {"type": "site.snapshot", "website": 1, "realtime": {"n": 2}}
+    hub._newest[1] = newer  # arrived while the older one is being written
+
+    await hub.dispatch(1, older)
+    written = [v for v in viewers if v.sent]
+    assert 0 < len(written) < len(viewers)  # it stopped at the first turn of the loop
+
+    await hub.dispatch(1, hub._newest.pop(1))
+    assert all(v.sent[-1] == '{"n": 2}' for v in viewers)

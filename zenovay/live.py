@@ -36,7 +36,7 @@ PRESENCE_SECONDS = 1.0  # how often this process says which sites it has viewers
 PRESENCE_TTL = 5.0
 MEMO_SECONDS = 1.0
 RETRY_SECONDS = 1.0  # after the channel layer failed, before the hub listens again
-YIELD_EVERY = 100  # sockets written to between two turns of the event loop
+YIELD_EVERY = 50  # sockets written to between two turns of the event loop
 NO_LAYER = "zenovay-sockets-have-no-channel"  # a channel-layer alias nothing configures
 
 _dirty: set[int] = set()
@@ -94,7 +94,9 @@ class Hub:
         self.channel = ""
         self._grouped: set[int] = set()  # sites whose group is known to hold our channel
         self._membership = asyncio.Lock()
-        self._reader: asyncio.Task | None = None
+        self._newest: dict[int, dict[str, Any]] = {}  # per site, the push not yet written
+        self._arrived = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
 
     async def join(self, website_pk: int, viewer: Viewer) -> None:
         """Follow the site for this viewer; raises while the channel layer is down."""
@@ -106,8 +108,12 @@ class Hub:
                 await layer.group_add(group_name(website_pk), self.channel)
                 self._grouped.add(website_pk)
             self.sites.setdefault(website_pk, set()).add(viewer)
-        if self._reader is None or self._reader.done():
-            self._reader = asyncio.get_running_loop().create_task(self._read(), name="zenovay-hub")
+        if not self._tasks:
+            loop = asyncio.get_running_loop()
+            self._tasks = [
+                loop.create_task(self._read(), name="zenovay-hub-read"),
+                loop.create_task(self._write(), name="zenovay-hub-write"),
+            ]
 
     async def leave(self, website_pk: int, viewer: Viewer) -> None:
         viewers = self.sites.get(website_pk)
@@ -132,10 +138,11 @@ class Hub:
             self._grouped.add(website_pk)
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
+        for task in self._tasks:
+            task.cancel()
 
     async def _read(self) -> None:
+        """Receive pushes; only the newest per site waits to be written (see _write)."""
         layer = get_channel_layer()
         while True:
             try:
@@ -146,15 +153,28 @@ class Hub:
                 await self._each(list(self.sites), lambda viewer, pk: viewer.unavailable())
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
-            try:
-                await self.dispatch(message)
-            except Exception:
-                log.exception("push could not be delivered")
+            website_pk = message.get("website")
+            if isinstance(website_pk, int):
+                self._newest[website_pk] = message
+                self._arrived.set()
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        website_pk = message.get("website")
-        if not isinstance(website_pk, int):
-            return
+    async def _write(self) -> None:
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            while self._newest:
+                website_pk, message = self._newest.popitem()
+                try:
+                    await self.dispatch(website_pk, message)
+                except Exception:
+                    log.exception("push could not be delivered")
+
+    async def dispatch(self, website_pk: int, message: dict[str, Any]) -> None:
+        """Write one push to every socket of the site here.
+
+        Thousands of writes take a while, so the loop lets requests in every YIELD_EVERY
+        sockets; should a newer snapshot of the site arrive meanwhile, this one is dropped
+        and the newer one written to every socket instead (it supersedes this one)."""
         if message.get("type") == "site.gone":
             await self._each([website_pk], lambda viewer, pk: viewer.gone(pk))
             return
@@ -162,7 +182,9 @@ class Hub:
         frames: dict[type, str] = {}  # rendered once per kind of socket, not per socket
         for count, viewer in enumerate(list(self.sites.get(website_pk, ())), 1):
             if count % YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # let requests in: thousands of writes take a while
+                await asyncio.sleep(0)
+                if website_pk in self._newest:
+                    return
             kind = type(viewer)
             if kind not in frames:
                 frames[kind] = viewer.frame(website_pk, realtime)
