@@ -9,11 +9,12 @@
 
 For every server (daphne, uvicorn, uvicorn-plain: see tests/servers.py), channel layer
 ("memory": no REDIS_URL, the in-process layer; "redis": REDIS_URL set, channels_redis on a
-private redis-server) and socket count N, it starts a FRESH server process (so that its memory is measured from the same state)
-and adds a new website, then:
+private redis-server) and socket count N, it starts a FRESH server process (so that its
+memory is measured from the same state) and adds a new website, then:
 
-1. opens and closes 20 sockets (the server imports and warms up what sockets use), waits
-   until the server is idle and reads its RSS (VmRSS in /proc/PID/status);
+1. opens and closes 20 sockets and collects one event for another website (the server
+   imports and warms up what sockets and collect use), waits until the server is idle
+   and reads its RSS (VmRSS in /proc/PID/status);
 2. opens N WebSockets to /ws/live/{code}, --connect-concurrency at a time, like browsers
    (Origin header, permessage-deflate offered unless --compression none, no client
    pings), and waits for every socket's first snapshot (sockets not open within
@@ -262,6 +263,13 @@ class Config:
         return percentile(values, q) if values else None
 
 
+def pageview(site: Site, path: str) -> bytes:
+    return json.dumps(
+        {"code": site.tracking_code, "type": "pageview",
+         "url": f"https://www.{site.domain}{path}", "referrer": None}
+    ).encode()  # fmt: skip
+
+
 async def run_events(
     fleet: Fleet, host: str, port: int, site: Site, args: argparse.Namespace, config: Config
 ) -> None:
@@ -269,10 +277,7 @@ async def run_events(
     for number in range(args.events):
         await asyncio.sleep(random.uniform(1.0, 2.0))  # another phase of the push ticker
         fleet.aim(number + 1)  # each event is a new visitor: liveCount = events so far
-        body = json.dumps(
-            {"code": site.tracking_code, "type": "pageview",
-             "url": f"https://www.{site.domain}/fanout/{number}", "referrer": None}
-        ).encode()  # fmt: skip
+        body = pageview(site, f"/fanout/{number}")
         sent, acked = await post_collect(host, port, body, f"203.0.113.{10 + number}")
         deadline = acked + args.deliver_timeout
         while fleet.delivered() < len(fleet.connections) and time.monotonic() < deadline:
@@ -325,7 +330,7 @@ async def idle_cost(fleet: Fleet, pid: int, seconds: float, config: Config) -> N
 
 
 async def measure(
-    server_url: str, pid: int, site: Site, args: argparse.Namespace, config: Config
+    server_url: str, pid: int, site: Site, warmup: Site, args: argparse.Namespace, config: Config
 ) -> None:
     """Warm up, RSS before, open the sockets, RSS after, idle cost, then the events."""
     host, port = "127.0.0.1", int(server_url.rsplit(":", 1)[1])
@@ -334,6 +339,8 @@ async def measure(
     warm = await open_fleet(url, 20, 20, compression)
     await asyncio.wait_for(warm.all_initial.wait(), 30)
     warm.abort()
+    # The first collect of a process loads the user-agent and country data: not fan-out.
+    await post_collect(host, port, pageview(warmup, "/warm-up"), "203.0.113.250")
     await asyncio.sleep(1.0)
     await idle(pid)
     config.rss_before_mib = process_rss_kib(pid) / 1024
@@ -377,7 +384,8 @@ def bench_config(
 ) -> Config:
     """A fresh server and website for one (server, layer, sockets) configuration."""
     env = server_env(database, redis_url, args.env)
-    site = add_site(env, f"fanout-{server}-{layer}-{sockets}-{random.randrange(10**6)}.example")
+    name = f"fanout-{server}-{layer}-{sockets}-{random.randrange(10**6)}"
+    site, warmup = add_site(env, f"{name}.example"), add_site(env, f"{name}-warm-up.example")
     config = Config(server=server, layer=layer, sockets=sockets, code=code_version())
     print(
         f"  {server} / {layer} / {sockets} sockets (load {os.getloadavg()[0]:.2f}, "
@@ -385,7 +393,7 @@ def bench_config(
         flush=True,
     )
     with running_server(env, server) as process:
-        asyncio.run(measure(process.url, process.proc.pid, site, args, config))
+        asyncio.run(measure(process.url, process.proc.pid, site, warmup, args, config))
     return config
 
 
