@@ -11,6 +11,7 @@ import sys
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils.deprecation import MiddlewareMixin
 
 from tests.servers import ROOT
 from tests.test_ingest import body, client
@@ -107,3 +108,31 @@ def test_every_page_carries_security_headers(client):
         assert response["X-Content-Type-Options"] == "nosniff", path
         assert response["Referrer-Policy"] == "same-origin", path
     assert client.get("/admin/login/")["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_api_skips_the_sync_middleware_but_keeps_the_headers(
+    async_client, website, monkeypatch
+):
+    hops: list[str] = []
+    through_thread = MiddlewareMixin.__acall__
+
+    async def counted(self, request):
+        hops.append(type(self).__name__)
+        return await through_thread(self, request)
+
+    monkeypatch.setattr(MiddlewareMixin, "__acall__", counted)
+    for path in [f"/e/live/{website.tracking_code}", f"/e/realtime/{website.website_id}"]:
+        response = await async_client.get(path)
+        assert response.status_code == 200, path
+        assert hops == [], (path, hops)  # no hook handed to the sync thread
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["Referrer-Policy"] == "same-origin"
+        assert response["Cross-Origin-Opener-Policy"] == "same-origin"
+        assert response["X-Frame-Options"] == "DENY"
+        assert response["Access-Control-Allow-Origin"] == "*"
+        assert response["Content-Length"] == str(len(response.content))
+        assert "Set-Cookie" not in response and "Cookie" not in response.get("Vary", "")
+
+    await async_client.get("/healthz")  # every other page still takes the whole chain
+    assert "SessionMiddleware" in hops and "CsrfViewMiddleware" in hops
