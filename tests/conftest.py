@@ -8,7 +8,7 @@ import os
 import pytest
 from django.core.cache import cache
 
-from tests.servers import ServerProcess, free_port, server_env, wait_for_other_sessions_to_end
+from tests.servers import ServerProcess, end_other_sessions, free_port, server_env
 from zenovay import live, salts
 from zenovay.models import Website
 
@@ -83,7 +83,7 @@ def server(django_db_setup, django_db_blocker):
     yield process
     process.stop()
     with django_db_blocker.unblock():
-        wait_for_other_sessions_to_end()
+        end_other_sessions()
 
 
 @pytest.fixture

@@ -35,21 +35,22 @@ def test_database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
-def wait_for_other_sessions_to_end(timeout: float = 10.0) -> None:
-    """PostgreSQL ends a stopped server's sessions a moment after it exits; until then the
-    test database cannot be dropped ("being accessed by other users")."""
+def end_other_sessions(timeout: float = 5.0) -> None:
+    """Before the test database is dropped: PostgreSQL ends a stopped server's sessions a
+    moment after it exits, and a pooled connection of another thread may still be open;
+    either makes DROP DATABASE fail ("being accessed by other users"). Wait for the
+    first, then end whatever is left."""
     if connection.vendor != "postgresql":
         return
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     deadline = time.monotonic() + timeout
     with connection.cursor() as cursor:
         while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+            cursor.execute(f"SELECT count(*) {others}")
             if cursor.fetchone()[0] == 0:
                 return
             time.sleep(0.05)
+        cursor.execute(f"SELECT pg_terminate_backend(pid) {others}")
 
 
 def server_env(**extra: str) -> dict[str, str]:
