@@ -96,3 +96,20 @@ def test_rate_limits_are_counted_across_processes(pair, website):
     assert status == 429
     assert json.loads(body)["error"] == "rate_limited"
     assert int(headers["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize("server", [0, 1], ids=["daphne", "uvicorn"])
+def test_requests_reuse_the_processes_redis_connections(pair, website, server):
+    base = pair[server].url
+    assert collect(base, website, "/warm-up") == 202  # first connections may open now
+    opened = redis.Redis.from_url(SHARED_REDIS)
+
+    def connections_so_far() -> int:
+        return opened.info("stats")["total_connections_received"]
+
+    before = connections_so_far()
+    for n in range(30):
+        assert collect(base, website, f"/page/{n}") == 202
+        assert get(base + f"/e/live/{website.tracking_code}")[0] == 200
+    # Not one per request (each had its own cache client, with a pool of its own).
+    assert connections_so_far() - before < 10

@@ -2,22 +2,44 @@
 
 While the store's breaker is open (Redis failed a moment ago) the cache is skipped
 and callers fall back to the database instead of each waiting for a timeout.
+
+One cache object serves the whole process: `django.core.cache.cache` is a new object
+in every request's async context, and with Redis each has a connection pool of its
+own, so every request on the hot path would open (and drop) a Redis connection.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, BaseCache, caches
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from zenovay.store import breaker
+
+_backend: BaseCache | None = None
+
+
+def backend() -> BaseCache:
+    global _backend
+    if _backend is None:
+        _backend = caches.create_connection(DEFAULT_CACHE_ALIAS)
+    return _backend
+
+
+@receiver(setting_changed)
+def _settings_changed(setting: str, **kwargs: object) -> None:
+    global _backend
+    if setting == "CACHES":
+        _backend = None
 
 
 def get(key: str, default: Any = None) -> Any:
     if breaker.open:
         return default
     try:
-        return cache.get(key, default)
+        return backend().get(key, default)
     except Exception as exc:  # any backend error means "not cached"
         breaker.trip(exc)
         return default
@@ -27,13 +49,13 @@ def set(key: str, value: Any, timeout: float) -> None:
     if breaker.open:
         return
     try:
-        cache.set(key, value, timeout)
+        backend().set(key, value, timeout)
     except Exception as exc:
         breaker.trip(exc)
 
 
 def delete_many(keys: list[str]) -> None:
     try:
-        cache.delete_many(keys)
+        backend().delete_many(keys)
     except Exception as exc:
         breaker.trip(exc)
