@@ -259,3 +259,19 @@ async def test_a_newer_push_supersedes_the_one_being_written():
 
     await hub.dispatch(1, hub._newest.pop(1))
     assert all(v.sent[-1] == '{"n": 2}' for v in viewers)
+
+
+class Broken(Recorder):
+    def frame(self, website_pk: int, realtime) -> str:
+        raise KeyError(website_pk)
+
+
+async def test_a_kind_of_frame_that_fails_to_render_does_not_stop_the_others():
+    hub = live.Hub()
+    fine, broken = [Recorder() for _ in range(3)], [Broken() for _ in range(3)]
+    hub.sites[1] = {*fine, *broken}
+
+    await hub.dispatch(1, {"type": "site.snapshot", "website": 1, "realtime": {"n": 1}})
+
+    assert all(v.sent == ['{"n": 1}'] for v in fine)
+    assert all(v.sent == [] for v in broken)

@@ -174,8 +174,9 @@ class OwnerSitesConsumer(Follower):
         try:
             followed = await db.run(self._followed)
             for pk, website_id in followed.items():
+                # Known before joined, as frame() needs it; disconnect() leaves each of them.
+                self.sites = {**self.sites, pk: website_id}
                 await live.hub().join(pk, self)
-                self.sites = {**self.sites, pk: website_id}  # disconnect() undoes exactly this
             live.ensure_ticker()
             snapshots = [(ident, await live.snapshot(pk)) for pk, ident in followed.items()]
         except Exception as exc:  # Redis or the database is down: a clean close, not a crash

@@ -179,7 +179,7 @@ class Hub:
             await self._each([website_pk], lambda viewer, pk: viewer.gone(pk))
             return
         realtime = message["realtime"]
-        frames: dict[type, str] = {}  # rendered once per kind of socket, not per socket
+        frames: dict[type, str | None] = {}  # rendered once per kind of socket, not per socket
         for count, viewer in enumerate(list(self.sites.get(website_pk, ())), 1):
             if count % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
@@ -187,9 +187,16 @@ class Hub:
                     return
             kind = type(viewer)
             if kind not in frames:
-                frames[kind] = viewer.frame(website_pk, realtime)
+                try:
+                    frames[kind] = viewer.frame(website_pk, realtime)
+                except Exception:  # a bug in one kind of frame: the other kinds still go out
+                    log.exception("could not render the push for %s", kind.__name__)
+                    frames[kind] = None
+            text = frames[kind]
+            if text is None:
+                continue
             try:
-                await viewer.deliver(frames[kind])
+                await viewer.deliver(text)
             except Exception as exc:  # that socket is closing: the others still get theirs
                 log.debug("push to a closing socket failed: %r", exc)
 
