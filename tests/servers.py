@@ -90,11 +90,11 @@ class ServerProcess:
         self.log = ROOT / "var" / f"server-{port}.log"
 
     def command(self) -> list[str]:
-        host, port = ["--host", "127.0.0.1", "--port"], str(self.port)
+        port = str(self.port)
         if self.server == "daphne":
             return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "-v", "0", APP]
-        uvicorn = [sys.executable, "-m", "uvicorn", *host, port, "--log-level", "warning"]
-        return [*uvicorn, *UVICORN_OPTIONS[self.server], APP]
+        uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", port]
+        return [*uvicorn, "--log-level", "warning", *UVICORN_OPTIONS[self.server], APP]
 
     def start(self, timeout: float = 20.0) -> None:
         self.log.parent.mkdir(exist_ok=True)
