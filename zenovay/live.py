@@ -53,9 +53,14 @@ def group_name(website_pk: int) -> str:
 
 
 def site_changed(website_pk: int) -> None:
-    """Mark the site dirty and wake the tickers; called from any thread, after commit."""
+    """Mark the site dirty and wake the tickers; called from any thread, after commit.
+
+    Only the first change since the ticker last took them wakes it (it takes them all)."""
     with _lock:
+        first = not _dirty
         _dirty.add(website_pk)
+    if not first:
+        return
     for loop, wake in list(_wakers.items()):
         try:
             loop.call_soon_threadsafe(wake.set)
