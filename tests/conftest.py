@@ -92,6 +92,16 @@ def live_url(server, transactional_db) -> str:
     return server.url
 
 
+@pytest.fixture
+def own_server_url(transactional_db):
+    """A server of this test's own, for a test that spends a rate-limit budget: the shared
+    server's budget for 127.0.0.1 belongs to every test that ran in the last minute."""
+    process = ServerProcess(port=free_port(), env=server_env())
+    process.start()
+    yield process.url
+    process.stop()
+
+
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("ZENOVAY_SKIP_BROWSER"):
         skip = pytest.mark.skip(reason="ZENOVAY_SKIP_BROWSER is set")

@@ -3,7 +3,10 @@
 # its dev extras, then runs every test twice:
 #   1. on the embedded default: SQLite, in-process cache and channel layer;
 #   2. on PostgreSQL with Redis for the cache, rate limits and channel layer.
-# Extra arguments go to pytest (e.g. `bash tests/run.sh -k collect`).
+# Both suites always run; the script fails if either did. Tests run in a random order
+# (pytest-randomly), the same order in both suites: the seed is printed, and
+# `TEST_SEED=N bash tests/run.sh` replays it. Extra arguments go to pytest
+# (e.g. `bash tests/run.sh -k collect`, or `-p no:randomly` for the file order).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,9 +20,20 @@ fi
 
 PG_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
 REDIS=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+SEED=${TEST_SEED:-$(( (RANDOM << 15) | RANDOM ))}
+order=(-p randomly "--randomly-seed=$SEED")
+for arg in "$@"; do
+  [ "$arg" = "no:randomly" ] && order=()
+done
 
+echo "== test order: random, seed $SEED (TEST_SEED=$SEED bash tests/run.sh replays it)"
 echo "== suite 1/2: SQLite, in-process layer"
-env -u DATABASE_URL -u REDIS_URL .venv/bin/python -m pytest "$@"
+first=0
+env -u DATABASE_URL -u REDIS_URL .venv/bin/python -m pytest "${order[@]}" "$@" || first=$?
 
 echo "== suite 2/2: PostgreSQL + Redis ($PG_URL, $REDIS)"
-DATABASE_URL=$PG_URL REDIS_URL=$REDIS .venv/bin/python -m pytest "$@"
+second=0
+DATABASE_URL=$PG_URL REDIS_URL=$REDIS .venv/bin/python -m pytest "${order[@]}" "$@" || second=$?
+
+echo "== suite 1/2 (SQLite) exited $first; suite 2/2 (PostgreSQL + Redis) exited $second; seed $SEED"
+[ "$first" = 0 ] && [ "$second" = 0 ]

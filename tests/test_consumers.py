@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -275,3 +276,31 @@ async def test_a_kind_of_frame_that_fails_to_render_does_not_stop_the_others():
 
     assert all(v.sent == ['{"n": 1}'] for v in fine)
     assert all(v.sent == [] for v in broken)
+
+
+def test_a_new_event_loop_gets_pushes_after_an_old_one_closed_with_sockets_open(website):
+    """Each test (and a server whose loop is replaced) runs on a new event loop: nothing
+    of the push machinery made on an earlier loop (hub, locks, channel-layer receive
+    state) may be handed to the next one, even when the old loop was closed with its
+    sockets open and its tasks never finished."""
+
+    async def follow_and_push(ip: str, visitors: int) -> None:
+        ws = await connect(f"/ws/live/{website.tracking_code}")
+        await ws.receive_from(timeout=5)
+        await visit(website, ip=ip)
+        await live.push(website.pk)  # or the ticker, woken by the visit, pushes first
+        while json.loads(await ws.receive_from(timeout=5))["liveCount"] != visitors:
+            pass  # a refresh from before the visit
+        await sync_to_async(connections.close_all)()  # the socket is left open on purpose
+
+    abandoned = []  # held, so that no garbage collection finishes their coroutines
+    for visitors, ip in enumerate(["81.2.69.160", "5.9.0.1", "81.2.69.161"], 1):
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(follow_and_push(ip, visitors))
+        finally:
+            abandoned += asyncio.all_tasks(loop)
+            loop.close()  # the hub's tasks are never cancelled nor finished
+    for task in abandoned:  # what garbage collection would do to them, at last
+        with contextlib.suppress(RuntimeError):
+            task.get_coro().close()

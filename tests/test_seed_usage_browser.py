@@ -7,6 +7,7 @@ instead of api.zenovay.com. The numbers they show must be the server's.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 
@@ -124,17 +125,30 @@ def traffic(website):
     return website
 
 
-@pytest.fixture
-def page(browser, live_url):
+@contextlib.contextmanager
+def customer_tab(browser, base: str):
     context = browser.new_context(user_agent=DESKTOP_UA)
     page = context.new_page()
     page.route(
         "http://customer.example/",
-        lambda route: route.fulfill(body=customer_page(live_url), content_type="text/html"),
+        lambda route: route.fulfill(body=customer_page(base), content_type="text/html"),
     )
     page.goto("http://customer.example/")
     yield page
     context.close()
+
+
+@pytest.fixture
+def page(browser, live_url):
+    with customer_tab(browser, live_url) as tab:
+        yield tab
+
+
+@pytest.fixture
+def own_page(browser, own_server_url):
+    """The customer page against a server of its own: the test spends a whole budget."""
+    with customer_tab(browser, own_server_url) as tab:
+        yield tab
 
 
 def test_the_live_counter_class_shows_the_live_count(page, traffic):
@@ -158,8 +172,9 @@ def test_fetch_with_retry_returns_the_body(page, traffic, live_url):
     assert data["liveCount"] == 2
 
 
-def test_fetch_with_retry_waits_for_the_servers_retry_after(page, traffic, live_url):
-    status = f"{live_url}/e/{traffic.tracking_code}/status"
+def test_fetch_with_retry_waits_for_the_servers_retry_after(own_page, traffic, own_server_url):
+    page = own_page
+    status = f"{own_server_url}/e/{traffic.tracking_code}/status"
     codes = page.evaluate(
         f"""async () => {{
           const codes = [];

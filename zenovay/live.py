@@ -23,7 +23,8 @@ import threading
 import time
 from typing import Any, Protocol
 
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import BaseChannelLayer, channel_layers
 
 from zenovay import db, metrics, store
 from zenovay.models import Website
@@ -39,13 +40,11 @@ RETRY_SECONDS = 1.0  # after the channel layer failed, before the hub listens ag
 YIELD_EVERY = 50  # sockets written to between two turns of the event loop
 NO_LAYER = "zenovay-sockets-have-no-channel"  # a channel-layer alias nothing configures
 
+# Plain data shared by the whole process; every asyncio object lives in a _LoopState.
 _dirty: set[int] = set()
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards _dirty and _loops: site_changed runs on any thread
 _memo: dict[int, tuple[float, metrics.RealtimeSnapshot | None]] = {}
-_memo_locks: dict[int, asyncio.Lock] = {}
-_tickers: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
-_wakers: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
-_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+_loops: dict[asyncio.AbstractEventLoop, _LoopState] = {}
 
 
 def group_name(website_pk: int) -> str:
@@ -61,11 +60,13 @@ def site_changed(website_pk: int) -> None:
         _dirty.add(website_pk)
     if not first:
         return
-    for loop, wake in list(_wakers.items()):
+    with _lock:
+        running = [(loop, state) for loop, state in _loops.items() if state.ticker]
+    for loop, state in running:
         try:
-            loop.call_soon_threadsafe(wake.set)
-        except RuntimeError:  # that loop has closed
-            _wakers.pop(loop, None)
+            loop.call_soon_threadsafe(state.wake.set)
+        except RuntimeError:  # that loop has closed; _here() forgets it
+            continue
 
 
 def take_changed() -> set[int]:
@@ -102,11 +103,20 @@ class Hub:
         self._newest: dict[int, dict[str, Any]] = {}  # per site, the push not yet written
         self._arrived = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._layer: BaseChannelLayer | None = None
+
+    @property
+    def layer(self) -> BaseChannelLayer:
+        """This hub's own channel layer: a layer's receive state belongs to one event loop
+        (channels_redis keeps its receive locks per instance), so hubs never share one."""
+        if self._layer is None:
+            self._layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+        return self._layer
 
     async def join(self, website_pk: int, viewer: Viewer) -> None:
         """Follow the site for this viewer; raises while the channel layer is down."""
         async with self._membership:
-            layer = get_channel_layer()
+            layer = self.layer
             if not self.channel:
                 self.channel = await layer.new_channel()
             if website_pk not in self._grouped:
@@ -133,11 +143,11 @@ class Hub:
             self.sites.pop(website_pk, None)
             self._grouped.discard(website_pk)
             with contextlib.suppress(Exception):  # the group forgets us anyway when it expires
-                await get_channel_layer().group_discard(group_name(website_pk), self.channel)
+                await self.layer.group_discard(group_name(website_pk), self.channel)
 
     async def refresh(self) -> None:
         """Join the groups again: they expire, and a restarted Redis has forgotten them."""
-        layer = get_channel_layer()
+        layer = self.layer
         for website_pk in list(self.sites):
             await layer.group_add(group_name(website_pk), self.channel)
             self._grouped.add(website_pk)
@@ -148,7 +158,7 @@ class Hub:
 
     async def _read(self) -> None:
         """Receive pushes; only the newest per site waits to be written (see _write)."""
-        layer = get_channel_layer()
+        layer = self.layer
         while True:
             try:
                 message = await layer.receive(self.channel)
@@ -215,16 +225,51 @@ class Hub:
                         await action(viewer, website_pk)
 
 
+class _LoopState:
+    """The push machinery of one event loop: its hub, ticker, wake-up event and locks.
+
+    asyncio locks, events, tasks and a channel layer's receive state belong to the loop
+    they were first used on. Each loop gets its own, made when first asked for there, so
+    a loop that is replaced (each test's, or a server's) takes its state with it instead
+    of handing the next loop objects bound to a dead one."""
+
+    def __init__(self) -> None:
+        self.hub = Hub()
+        self.wake = asyncio.Event()
+        self.ticker: asyncio.Task | None = None
+        self.memo_locks: dict[int, asyncio.Lock] = {}
+
+    def close(self) -> None:
+        """Cancel this loop's tasks; those of a loop already closed just go with it."""
+        tasks = [self.ticker] if self.ticker else []
+        self.ticker = None
+        with contextlib.suppress(RuntimeError):  # that loop is closed
+            for task in tasks:
+                task.cancel()
+            self.hub.close()
+
+
+def _here() -> _LoopState:
+    """The running loop's state, made on first use; closed loops' states are dropped."""
+    loop = asyncio.get_running_loop()
+    with _lock:
+        state = _loops.get(loop)
+        if state is None:
+            for closed in [each for each in _loops if each.is_closed()]:
+                del _loops[closed]
+            state = _loops[loop] = _LoopState()
+    return state
+
+
 def hub() -> Hub:
     """The running loop's hub (one per server process)."""
-    loop = asyncio.get_running_loop()
-    if loop not in _hubs:
-        _hubs[loop] = Hub()
-    return _hubs[loop]
+    return _here().hub
 
 
 def local_viewers() -> set[int]:
-    return {pk for each in _hubs.values() for pk, viewers in each.sites.items() if viewers}
+    with _lock:
+        hubs = [state.hub for state in _loops.values()]
+    return {pk for each in hubs for pk, viewers in each.sites.items() if viewers}
 
 
 # --- Snapshots
@@ -237,7 +282,7 @@ def _compute(website_pk: int) -> metrics.RealtimeSnapshot | None:
 
 async def snapshot(website_pk: int, *, fresh: bool = False) -> metrics.RealtimeSnapshot | None:
     """The site's realtime snapshot, shared by every connection in this process for a second."""
-    lock = _memo_locks.setdefault(website_pk, asyncio.Lock())
+    lock = _here().memo_locks.setdefault(website_pk, asyncio.Lock())
     async with lock:
         cached = _memo.get(website_pk)
         if not fresh and cached and cached[0] > time.monotonic() - MEMO_SECONDS:
@@ -266,7 +311,7 @@ async def push(website_pk: int, *, tick: bool = False) -> bool:
         if data
         else {"type": "site.gone", "website": website_pk}
     )
-    await get_channel_layer().group_send(group_name(website_pk), message)
+    await hub().layer.group_send(group_name(website_pk), message)
     return True
 
 
@@ -301,8 +346,8 @@ class Schedule:
 
 async def run_ticker() -> None:
     """Push changes as they come (see Schedule); refresh the sites watched here on a tick."""
-    loop = asyncio.get_running_loop()
-    wake = _wakers[loop] = asyncio.Event()
+    state = _here()
+    wake, here_hub = state.wake, state.hub
     backend, schedule = store.get_store(), Schedule()
     now = time.monotonic()
     next_tick, next_presence = now + TICK_SECONDS, now
@@ -312,7 +357,7 @@ async def run_ticker() -> None:
             await asyncio.wait_for(wake.wait(), max(0.0, deadline - time.monotonic()))
         wake.clear()
         now = time.monotonic()
-        here = set(_hubs[loop].sites) if loop in _hubs else set()
+        here = set(here_hub.sites)
         for pk in take_changed():
             schedule.changed(pk, now)
         ticking: set[int] = set()
@@ -324,7 +369,7 @@ async def run_ticker() -> None:
                 next_presence = now + PRESENCE_SECONDS
                 await backend.mark_presence([group_name(pk) for pk in here], PRESENCE_TTL)
             if ticking:
-                await _hubs[loop].refresh()
+                await here_hub.refresh()
         except Exception as exc:  # a Redis outage must not end the ticker
             log.warning("presence or groups not refreshed, retrying: %r", exc)
         for pk in schedule.take_due(now):
@@ -348,24 +393,25 @@ async def run_ticker() -> None:
 
 def ensure_ticker() -> None:
     """Start this process's ticker on the running loop, once."""
-    loop = asyncio.get_running_loop()
-    task = _tickers.get(loop)
-    if task is None or task.done():
-        _tickers[loop] = loop.create_task(run_ticker(), name="zenovay-ticker")
+    state = _here()
+    if state.ticker is None or state.ticker.done():
+        state.ticker = asyncio.get_running_loop().create_task(run_ticker(), name="zenovay-ticker")
 
 
 def stop_tickers() -> None:
-    for task in _tickers.values():
-        task.cancel()
-    _tickers.clear()
-    _wakers.clear()
+    with _lock:
+        states = list(_loops.values())
+    for state in states:
+        if state.ticker:
+            state.ticker.cancel()
+        state.ticker = None
 
 
 def reset() -> None:
     """Forget every ticker, hub and snapshot (tests run each on an event loop of its own)."""
-    stop_tickers()
-    for each in _hubs.values():
-        each.close()
-    _hubs.clear()
+    with _lock:
+        states = list(_loops.values())
+        _loops.clear()
+    for state in states:
+        state.close()
     _memo.clear()
-    _memo_locks.clear()
