@@ -5,8 +5,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 
+from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 
@@ -16,11 +19,12 @@ from zenovay import clientinfo, store
 log = logging.getLogger("zenovay.api")
 AsyncView = Callable[..., Awaitable[HttpResponse]]
 
+# The same lists the CORS middleware answers preflights with (settings.CORS_*).
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type",
-    "Access-Control-Expose-Headers": "Retry-After",
+    "Access-Control-Allow-Methods": ", ".join(settings.CORS_ALLOW_METHODS),
+    "Access-Control-Allow-Headers": ", ".join(settings.CORS_ALLOW_HEADERS),
+    "Access-Control-Expose-Headers": ", ".join(settings.CORS_EXPOSE_HEADERS),
 }
 
 
@@ -136,13 +140,14 @@ def cached(endpoint: str, ttl: int, variant: Callable[[HttpRequest], str] | None
 
 
 def _pack(response: HttpResponse) -> bytes:
+    """Status, ETag and the time the body was computed (for `Age`), then the body."""
     etag = '"' + hashlib.blake2b(response.content, digest_size=10).hexdigest() + '"'
-    return f"{response.status_code} {etag}\n".encode() + response.content
+    return f"{response.status_code} {time.time():.3f} {etag}\n".encode() + response.content
 
 
 def _unpack(request: HttpRequest, packed: bytes, ttl: int) -> HttpResponse:
     head, _, body = packed.partition(b"\n")
-    status, etag = head.decode().split(" ", 1)
+    status, *computed, etag = head.decode().split(" ")  # no time: packed by an older version
     if status == "200" and etag in _if_none_match(request):
         response = HttpResponseNotModified()
     else:
@@ -155,6 +160,10 @@ def _unpack(request: HttpRequest, packed: bytes, ttl: int) -> HttpResponse:
     if status == "200":
         response["ETag"] = etag
         response["Cache-Control"] = f"public, max-age={ttl}"
+        # A cache downstream (a browser, a CDN) keeps the body for max-age minus Age, so
+        # nothing shows a body older than the TTL.
+        age = math.floor(time.time() - float(computed[0])) if computed else 0
+        response["Age"] = str(min(max(age, 0), ttl))
     return response
 
 

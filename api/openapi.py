@@ -233,8 +233,13 @@ SCHEMAS: dict[str, Schema] = {
         {
             "path": {
                 "type": "string",
-                "pattern": "^/",
-                "description": "URL path without query string or fragment.",
+                "pattern": "^/[^\\s<>\"'`{}]*$",
+                "description": (
+                    "URL path without query string or fragment, percent-encoded exactly as a "
+                    "browser sends it in `location.pathname` (non-ASCII as UTF-8 escapes); "
+                    "spaces, `<`, `>`, `\"`, `'`, backticks and braces never appear raw, so "
+                    "a page may write it with `innerHTML`."
+                ),
             },
             "visitors": {
                 "type": "integer",
@@ -429,6 +434,14 @@ HEADERS: dict[str, Schema] = {
         "required": True,
         "schema": {"type": "string", "pattern": '^"[^"]+"$'},
     },
+    "Age": {
+        "description": (
+            "Whole seconds since the body was computed (0 to the TTL): a cache downstream "
+            "keeps it for `max-age` minus `Age`, so nothing shows it past the TTL."
+        ),
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
     "RetryAfter": {
         "description": "Whole seconds to wait before retrying (at least 1).",
         "required": True,
@@ -622,7 +635,12 @@ def _read_operation(endpoint: ReadEndpoint) -> Schema:
                 + (" (same `timestamp`)" if "timestamp" in endpoint.example else "")
                 + ", across all server processes."
             ),
-            "headers": {"Cache-Control": cache_control, "ETag": ref("headers", "ETag"), **_CORS},
+            "headers": {
+                "Cache-Control": cache_control,
+                "ETag": ref("headers", "ETag"),
+                "Age": ref("headers", "Age"),
+                **_CORS,
+            },
             "content": {
                 "application/json": {
                     "schema": ref("schemas", endpoint.schema),
@@ -632,7 +650,12 @@ def _read_operation(endpoint: ReadEndpoint) -> Schema:
         },
         "304": {
             "description": "`If-None-Match` matched the current `ETag`; no body.",
-            "headers": {"Cache-Control": cache_control, "ETag": ref("headers", "ETag"), **_CORS},
+            "headers": {
+                "Cache-Control": cache_control,
+                "ETag": ref("headers", "ETag"),
+                "Age": ref("headers", "Age"),
+                **_CORS,
+            },
         },
     }
     if endpoint.name == "stats":
@@ -752,8 +775,9 @@ e.g. `ws_abc123`). Anything else, an unknown id or a disabled website is answere
 
 ### Caching
 Each read endpoint caches its body per id for its TTL: within it, every request gets the
-identical body (same `timestamp`). Responses carry `Cache-Control: public, max-age=<TTL>`
-and an `ETag`; a matching `If-None-Match` gets 304.
+identical body (same `timestamp`). Responses carry `Cache-Control: public, max-age=<TTL>`,
+`Age` (seconds since the body was computed, so no cache keeps it past the TTL) and an `ETag`;
+a matching `If-None-Match` gets 304.
 
 ### Rate limits
 Counted per client IP and endpoint over a rolling minute. Every `GET` and `HEAD` counts
@@ -763,7 +787,9 @@ limit: 429 with a JSON error and `Retry-After` in whole seconds.
 ### CORS
 Every `/e/` response, errors included, and every preflight carries
 `Access-Control-Allow-Origin: *`, `Access-Control-Allow-Methods: GET, OPTIONS`,
-`Access-Control-Allow-Headers: Content-Type` and `Access-Control-Expose-Headers: Retry-After`.
+`Access-Control-Allow-Headers: Content-Type, If-None-Match` and
+`Access-Control-Expose-Headers: Retry-After, ETag, Age` (so a page script can read
+`Retry-After` on a 429 and use the 304 flow).
 Never credentials.
 
 ### Errors

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
 
 from tests.test_ingest import body, client
 from zenovay import ingest, store
-from zenovay.models import Website
+from zenovay.models import Event, Website
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type",
-    "Access-Control-Expose-Headers": "Retry-After",
+    "Access-Control-Allow-Headers": "Content-Type, If-None-Match",
+    "Access-Control-Expose-Headers": "Retry-After, ETag, Age",
 }
 
 
@@ -184,20 +185,60 @@ async def test_other_methods_are_405(async_client, website, method):
     assert_cors(response)
 
 
-async def test_a_preflight_is_answered_with_cors_and_not_counted(async_client, website, settings):
-    response = await async_client.options(
-        urls(website)["status"],
+async def preflight(async_client, url: str, request_headers: str):
+    """What a browser sends before a cross-origin GET with those request headers."""
+    return await async_client.options(
+        url,
         headers={
             "Origin": "https://customer.example",
             "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "content-type",
+            "Access-Control-Request-Headers": request_headers,
         },
     )
+
+
+async def test_a_preflight_is_answered_with_cors_and_not_counted(async_client, website, settings):
+    response = await preflight(async_client, urls(website)["status"], "content-type")
     assert response.status_code == 200
     assert response["Access-Control-Allow-Origin"] == "*"
     assert "GET" in response["Access-Control-Allow-Methods"]
     verdict = await store.get_store().hit("status:127.0.0.1", 100)
     assert verdict.allowed  # only this hit counted so far
+
+
+async def test_a_preflight_allows_if_none_match_so_pages_can_use_the_304_flow(
+    async_client, website
+):
+    response = await preflight(async_client, urls(website)["live"], "if-none-match")
+    assert response.status_code == 200
+    allowed = {h.strip().lower() for h in response["Access-Control-Allow-Headers"].split(",")}
+    assert {"content-type", "if-none-match"} <= allowed
+    exposed = {h.strip().lower() for h in response["Access-Control-Expose-Headers"].split(",")}
+    assert {"retry-after", "etag", "age"} <= exposed
+
+
+async def test_a_fresh_body_has_age_0(async_client, website):
+    response = await async_client.get(urls(website)["stats"])
+    assert response["Age"] == "0"
+
+
+@pytest.mark.parametrize("name", KEYS)
+async def test_a_cached_body_says_how_old_it_is(async_client, website, name, monkeypatch):
+    from api import decorators
+
+    first = await async_client.get(urls(website)[name])
+    computed = time.time()
+    monkeypatch.setattr(decorators.time, "time", lambda: computed + TTL[name] - 1.5)
+    again = await async_client.get(urls(website)[name])
+    assert again.content == first.content
+    # max-age stays the TTL and Age grows, so no cache keeps it past the TTL.
+    assert again["Cache-Control"] == f"public, max-age={TTL[name]}"
+    assert int(again["Age"]) in (TTL[name] - 2, TTL[name] - 1)
+    not_modified = await async_client.get(
+        urls(website)[name], headers={"If-None-Match": first["ETag"]}
+    )
+    assert not_modified.status_code == 304
+    assert not_modified["Age"] == again["Age"]
 
 
 async def test_over_the_limit_is_429_with_retry_after(async_client, website):
@@ -236,3 +277,16 @@ async def test_a_plain_options_request_lists_the_methods(async_client, website):
     assert response.status_code == 204
     assert response["Allow"] == "GET, HEAD, OPTIONS"
     assert_cors(response)
+
+
+async def test_realtime_returns_a_forged_path_percent_encoded_never_as_markup(
+    async_client, website
+):
+    """The seed's updateDashboard writes topPages with innerHTML: a path must never be markup."""
+    forged = 'https://shop.example/<img src=x onerror="alert(1)">'
+    await sync_to_async(ingest.collect)(body=body(website, url=forged), client=client())
+    stored = await Event.objects.filter(website=website).values_list("path", flat=True).aget()
+    assert stored == "/%3Cimg%20src=x%20onerror=%22alert(1)%22%3E"
+    response = await async_client.get(urls(website)["realtime"])
+    assert response.json()["topPages"] == [{"path": stored, "visitors": 1}]
+    assert b"<img" not in response.content

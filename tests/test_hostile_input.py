@@ -61,8 +61,8 @@ DOMAIN = "shop.example"
 CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type",
-    "Access-Control-Expose-Headers": "Retry-After",
+    "Access-Control-Allow-Headers": "Content-Type, If-None-Match",
+    "Access-Control-Expose-Headers": "Retry-After, ETag, Age",
 }
 FUZZ = settings(
     max_examples=150,

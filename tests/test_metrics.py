@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import DESKTOP_UA
 from zenovay import ingest, metrics
-from zenovay.models import Website
+from zenovay.models import Event, Website
 
 pytestmark = pytest.mark.django_db
 
@@ -500,7 +500,7 @@ def test_a_path_has_no_query_string_or_fragment(website):
     assert realtime(website)["topPages"] == [{"path": "/pricing", "visitors": 3}]
 
 
-def test_hostile_paths_come_back_verbatim_as_data(website):
+def test_hostile_paths_come_back_percent_encoded_as_a_browser_sends_them(website):
     paths = [
         "/<script>alert(1)</script>",
         "/caf\u00e9/\u65e5\u672c\u8a9e/\U0001f642",
@@ -510,8 +510,22 @@ def test_hostile_paths_come_back_verbatim_as_data(website):
     ]
     for who, path in enumerate(paths, start=1):
         pageview(website, ago(60), who=who, path=path)
+    encoded = [
+        "/%3Cscript%3Ealert(1)%3C/script%3E",
+        "/caf%C3%A9/%E6%97%A5%E6%9C%AC%E8%AA%9E/%F0%9F%99%82",
+        "/%22quoted%22/%27single%27/&amp;",
+        "/%3Cb%3E",
+        "/" + "a" * 1023,
+    ]
     top = realtime(website)["topPages"]
-    assert top == [{"path": path, "visitors": 1} for path in sorted(paths)]
+    assert top == [{"path": path, "visitors": 1} for path in sorted(encoded)]
+
+
+def test_paths_stored_raw_before_they_were_encoded_come_back_encoded(website):
+    pageview(website, ago(60), who=1, path="/ok")
+    Event.objects.filter(website=website).update(path="/<img src=x onerror=alert(1)>")
+    top = realtime(website)["topPages"]
+    assert top == [{"path": "/%3Cimg%20src=x%20onerror=alert(1)%3E", "visitors": 1}]
 
 
 # --- Week and month

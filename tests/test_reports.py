@@ -214,7 +214,8 @@ def test_ties_are_ordered_by_code_point_on_every_database():
 
     rows = reports.breakdown(website, ago(hours=1), NOW, "page")
 
-    assert [row["value"] for row in rows] == sorted(["/ab", "/a-b", "/a_b", "/Ab", "/éa", "/za"])
+    stored = ["/ab", "/a-b", "/a_b", "/Ab", "/%C3%A9a", "/za"]  # paths as a browser sends them
+    assert [row["value"] for row in rows] == sorted(stored)
 
 
 def test_breakdown_keeps_to_the_limit_and_the_time_span():

@@ -40,6 +40,19 @@ def pair(django_db_setup, django_db_blocker):
             server.stop()
 
 
+def forget_rate_limits() -> None:
+    shared = redis.Redis.from_url(SHARED_REDIS)
+    for key in shared.scan_iter(match="*:rl:*"):
+        shared.delete(key)
+
+
+@pytest.fixture(autouse=True)
+def _own_rate_limit_budget():
+    """The pair is shared by this module's tests, in any order: each starts with no requests
+    counted (flushing all would drop the servers' channel-layer groups too)."""
+    forget_rate_limits()
+
+
 def get(url: str) -> tuple[int, Message, bytes]:
     """Status, headers (names in any case: uvicorn sends them in lower case) and body."""
     request = urllib.request.Request(url, headers={"User-Agent": DESKTOP_UA})
@@ -88,7 +101,6 @@ def test_the_cache_is_shared_between_processes(pair, website):
 
 def test_rate_limits_are_counted_across_processes(pair, website):
     a, b = pair
-    redis.Redis.from_url(SHARED_REDIS).flushdb()  # earlier tests counted requests too
     url = f"/e/{website.tracking_code}/status"
     for i in range(100):
         assert get((a if i % 2 else b).url + url)[0] == 200

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 from django.db import connection, transaction
 from django.utils import timezone
 
-from zenovay import clientinfo, ids, live, salts, shared_cache
+from zenovay import clientinfo, ids, live, pagepaths, salts, shared_cache
 from zenovay.models import Event, Session, Website
 
 MAX_BODY_BYTES = 4096
@@ -287,7 +287,7 @@ def parse_payload(body: bytes) -> Payload:
         code=code,
         type=kind,
         hostname=hostname,
-        path=clean_text(url.path or "/", 1024),
+        path=pagepaths.as_browser_sends(clean_text(url.path or "/", 1024)),
         referrer_host=_referrer_host(data.get("referrer")),
         utm_source=_first(query, "utm_source"),
         utm_medium=_first(query, "utm_medium"),

@@ -15,6 +15,7 @@ from typing import Literal, TypedDict
 from django.db.models import Avg, Count, Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 
+from zenovay import pagepaths
 from zenovay.countries import country_name
 from zenovay.models import Event, Session, Website
 
@@ -218,7 +219,8 @@ class _Window:
                 self.pageviews += 1
         self.visitors = len(latest_country)
         countries = Counter(code for code in latest_country.values() if code)
-        pages = Counter(latest_page.values())
+        # Stored encoded already; encoded again (a no-op) for rows stored before that was so.
+        pages = Counter(pagepaths.as_browser_sends(path) for path in latest_page.values())
         self.countries: list[CountryCount] = [
             {"code": code, "name": country_name(code), "count": count}
             for code, count in _top(countries)

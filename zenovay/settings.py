@@ -239,8 +239,9 @@ CORS_URLS_REGEX = r"^/e/.*$"
 CORS_ALLOW_ALL_ORIGINS = True
 CORS_ALLOW_CREDENTIALS = False
 CORS_ALLOW_METHODS = ["GET", "OPTIONS"]
-CORS_ALLOW_HEADERS = ["content-type"]
-CORS_EXPOSE_HEADERS = ["Retry-After"]
+# If-None-Match and ETag let page scripts use the 304 flow; Age tells them how old a body is.
+CORS_ALLOW_HEADERS = ["Content-Type", "If-None-Match"]
+CORS_EXPOSE_HEADERS = ["Retry-After", "ETag", "Age"]
 CORS_PREFLIGHT_MAX_AGE = 86400
 
 # Collect bodies are at most 4 KiB; anything far bigger is refused before parsing.
@@ -258,6 +259,18 @@ if ZENOVAY_SALT_ROTATION not in {"daily", "weekly", "monthly"}:
 # the test case's transaction turn it off.
 ZENOVAY_DB_THREAD = True
 ZENOVAY_RETENTION_DAYS = env_int("ZENOVAY_RETENTION_DAYS", 400, minimum=62)
+
+# --- Sign-in throttle (zenovay.signin): failures within 15 minutes that lock for 15 minutes,
+# for one client address and one username, for one address whatever usernames it tries, and
+# for one username from everywhere (high: else anyone could keep a known name locked out).
+ZENOVAY_SIGNIN_FAILURES = env_int("ZENOVAY_SIGNIN_FAILURES", 5, minimum=1)
+ZENOVAY_SIGNIN_IP_FAILURES = env_int("ZENOVAY_SIGNIN_IP_FAILURES", 20, minimum=1)
+ZENOVAY_SIGNIN_USERNAME_FAILURES = env_int("ZENOVAY_SIGNIN_USERNAME_FAILURES", 100, minimum=1)
+# Password checks at once per process. Each is a few hundred milliseconds of CPU, so more at
+# once only queue for the CPU; the excess is refused at once with "try again in a moment".
+ZENOVAY_SIGNIN_CONCURRENCY = env_int("ZENOVAY_SIGNIN_CONCURRENCY", 4, minimum=1)
+# ModelBackend, but the password hash runs without holding a database connection.
+AUTHENTICATION_BACKENDS = ["zenovay.signin.SignInBackend"]
 
 LOGGING = {
     "version": 1,
