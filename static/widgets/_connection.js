@@ -111,6 +111,9 @@
         });
     }
 
+    // Offline and back online show at once, not on the next 5-second check.
+    addEventListener("offline", report);
+    addEventListener("online", report);
     // The server pushes every 5 s: a socket quiet for 30 s is dead.
     setInterval(function () {
       if (socket && opened && Date.now() - Math.max(last, opened) > 30000) socket.close();
