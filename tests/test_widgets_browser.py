@@ -251,6 +251,29 @@ def test_with_websockets_blocked_the_counters_poll_within_the_ttl(
     assert len(script_tries) >= 3 and len(frame_tries) >= 3
 
 
+def test_when_the_pages_csp_blocks_websockets_the_script_counter_polls(owner, live_url, website):
+    """A CSP that allows our scripts and /e/ but not /ws/: Chromium fires only `error` on
+    such a socket, never `close`, and the counter must still fall back to polling."""
+    csp = f"default-src 'self'; script-src {live_url}; connect-src {live_url}/e/; style-src *"
+    html = customer_html(live_url, website, body=counter_script(live_url, website))
+    page = owner.new_page()
+    page.route(
+        f"{CUSTOMER}/**",
+        lambda route: route.fulfill(
+            status=200,
+            content_type="text/html",
+            headers={"Content-Security-Policy": csp},
+            body=html,
+        ),
+    )
+    violations = []
+    page.on("console", lambda message: violations.append(message.text))
+    with page.expect_response(lambda r: "/e/live/" in r.url, timeout=10_000):
+        page.goto(f"{CUSTOMER}/")
+    expect(counter_number(page)).to_have_text("0")
+    assert any("Content Security Policy" in text and "/ws/" in text for text in violations)
+
+
 def test_polling_honours_retry_after(owner, live_url, website):
     owner.route_web_socket(re.compile(r".*/ws/.*"), lambda ws: ws.close())
     answered = []

@@ -69,6 +69,10 @@
       socket.onopen = function () {
         opened = Date.now();
       };
+      // A socket the page's CSP forbids fires only "error", never "close": poll meanwhile.
+      socket.onerror = function () {
+        if (!opened && !polling) poll((polling = true));
+      };
       socket.onmessage = function (event) {
         polling = false;
         try {
