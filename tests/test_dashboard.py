@@ -590,6 +590,31 @@ async def test_public_widget_sockets_still_accept_any_origin(site, path):
     await ws.disconnect()
 
 
+@pytest.mark.parametrize("path", ["/ws/dashboard/{id}", "/ws/dashboard/sites"])
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_fresh_push_state")
+async def test_a_page_of_this_host_over_another_scheme_may_not_open_dashboard_sockets(
+    owner, site, path
+):
+    headers = await sync_to_async(session_headers)(owner, b"https://testserver")  # ws://, not wss
+    ws = await open_socket(path.format(id=site.website_id), headers)
+    assert await closed_with(ws) == 4403
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_fresh_push_state")
+async def test_behind_a_tls_proxy_the_https_page_opens_the_dashboard_socket(owner, site, settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    headers = await sync_to_async(session_headers)(owner, b"https://testserver")
+    ws = await open_socket(
+        f"/ws/dashboard/{site.website_id}", [*headers, (b"x-forwarded-proto", b"https")]
+    )
+    assert 'id="zv-rt-live"' in await ws.receive_from(timeout=5)
+    await ws.disconnect()
+    plain = await open_socket(f"/ws/dashboard/{site.website_id}", headers)  # no proxy said so
+    assert await closed_with(plain) == 4403
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("_fresh_push_state")
 async def test_an_origin_trusted_for_csrf_may_open_the_dashboard_socket(owner, site, settings):

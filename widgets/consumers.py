@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -140,8 +139,22 @@ def signed_in_here(scope: dict[str, Any]) -> bool:
         return True
     text = origin.decode("latin-1").lower()
     host = headers.get(b"host", b"").decode("latin-1").lower()
+    scheme = "https" if _secure(scope, headers) else "http"
     trusted = [o.lower() for o in settings.CSRF_TRUSTED_ORIGINS]
-    return urlsplit(text).netloc == host or text in trusted
+    return text == f"{scheme}://{host}" or text in trusted
+
+
+def _secure(scope: dict[str, Any], headers: dict[bytes, bytes]) -> bool:
+    """Whether the browser reached us over TLS: wss, or a trusted proxy says https
+    (SECURE_PROXY_SSL_HEADER, as Django's request.is_secure() reads it)."""
+    if scope.get("scheme") == "wss":
+        return True
+    if not settings.SECURE_PROXY_SSL_HEADER:
+        return False
+    meta_name, secure_value = settings.SECURE_PROXY_SSL_HEADER
+    name = meta_name.removeprefix("HTTP_").lower().replace("_", "-").encode()
+    sent = headers.get(name, b"").decode("latin-1").split(",")[0].strip()
+    return sent == secure_value
 
 
 class OwnerSiteConsumer(SiteConsumer):
