@@ -46,9 +46,9 @@ import math
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django import forms
 from django.conf import settings
@@ -63,6 +63,8 @@ from redis.exceptions import RedisError
 
 from zenovay import clientinfo, shared_cache
 from zenovay.store import breaker
+
+T = TypeVar("T")
 
 WINDOW_SECONDS = 15 * 60
 LOCK_SECONDS = 15 * 60
@@ -184,7 +186,7 @@ def _lock_end() -> float:
     return time.time() + LOCK_SECONDS
 
 
-def _cached(call: Any, *args: Any) -> Any:
+def _cached(call: Callable[..., T], *args: object) -> T | None:
     """`call(*args)` on the cache, or None while it is down (the breaker warns once)."""
     if breaker.open:
         return None
