@@ -71,7 +71,7 @@
       };
       // A socket the page's CSP forbids fires only "error", never "close": poll meanwhile.
       socket.onerror = function () {
-        if (!opened && !polling) poll((polling = true));
+        opened || polling || poll((polling = true));
       };
       socket.onmessage = function (event) {
         polling = false;
