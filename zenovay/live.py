@@ -122,6 +122,9 @@ class Hub:
             if website_pk not in self._grouped:
                 await layer.group_add(group_name(website_pk), self.channel)
                 self._grouped.add(website_pk)
+                # Say so at once, not on the ticker's next presence beat: another process
+                # pushing a change in that second would think nobody watches the site.
+                await store.get_store().mark_presence([group_name(website_pk)], PRESENCE_TTL)
             self.sites.setdefault(website_pk, set()).add(viewer)
         if not self._tasks:
             loop = asyncio.get_running_loop()
