@@ -94,7 +94,7 @@ def dashboard_script(live_url: str, website: Website, attrs: str = "") -> str:
 def counter_iframe(live_url: str, website: Website, query: str = "") -> str:
     return (
         f'<iframe id="counter-frame" src="{live_url}/widgets/live/{website.tracking_code}{query}"'
-        ' width="240" height="44" title="Visitors online" style="border:0"></iframe>'
+        ' width="240" height="44" title="Visitors online" frameborder="0"></iframe>'
     )
 
 
@@ -102,7 +102,7 @@ def dashboard_iframe(live_url: str, website: Website, query: str = "") -> str:
     return (
         f'<iframe id="dashboard-frame" '
         f'src="{live_url}/widgets/dashboard/{website.website_id}{query}"'
-        ' width="320" height="400" title="Live dashboard" style="border:0"></iframe>'
+        ' width="320" height="400" title="Live dashboard" frameborder="0"></iframe>'
     )
 
 

@@ -8,6 +8,10 @@ from django.conf import settings
 
 from zenovay.models import Website
 
+# An attribute, not CSS: a page whose Content Security Policy forbids inline styles (no
+# 'unsafe-inline' in style-src) would drop style="border:0" and show the default border.
+NO_BORDER = 'frameborder="0"'
+
 
 class Snippet(TypedDict):
     key: str
@@ -43,7 +47,7 @@ def all_snippets(website: Website) -> list[Snippet]:
             "help": "Options as query parameters: ?theme=dark&label=…&size=compact",
             "code": (
                 f'<iframe src="{base}/widgets/live/{code}" title="Live visitors" '
-                'width="220" height="90" style="border:0"></iframe>'
+                f'width="220" height="90" {NO_BORDER}></iframe>'
             ),
         },
         {
@@ -61,7 +65,7 @@ def all_snippets(website: Website) -> list[Snippet]:
             "help": "Options as query parameters: ?theme=dark&size=compact",
             "code": (
                 f'<iframe src="{base}/widgets/dashboard/{site_id}" title="Live analytics" '
-                'width="340" height="420" style="border:0"></iframe>'
+                f'width="340" height="420" {NO_BORDER}></iframe>'
             ),
         },
     ]

@@ -15,7 +15,13 @@
     if (parent && parent != d.head) parent.insertBefore(host, tag.nextSibling);
     else d.body.appendChild(host);
     var root = host.attachShadow({ mode: "open" });
-    el(root, "style", "", css);
+    // A constructed sheet is not inline CSS, so a page whose CSP has no 'unsafe-inline' in
+    // style-src still applies it; a <style> only where browsers lack adoptedStyleSheets.
+    if (root.adoptedStyleSheets) {
+      var sheet = new CSSStyleSheet();
+      sheet.replaceSync(css);
+      root.adoptedStyleSheets = [sheet];
+    } else el(root, "style", "", css);
     var theme = tag.getAttribute("data-theme");
     var box = el(root, "div", "w " + (/^(dark|auto)$/.test(theme) ? theme : "light"));
     if (tag.getAttribute("data-size") == "compact") box.className += " compact";
