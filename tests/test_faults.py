@@ -309,8 +309,28 @@ class RedisProcess:
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+            self.proc.send_signal(signal.SIGKILL)  # ends a frozen one too
             self.proc.wait(timeout=10)
+
+    def freeze(self) -> None:
+        """Redis hung, not dead (SIGSTOP): its port still accepts connections, but nothing
+        is answered; no error, no reset."""
+        assert self.proc is not None and self.proc.poll() is None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Frozen inside the block, thawed on the way out, also when the test fails (and
+        the fixture's kill() ends it in any case), so that the suite never hangs on it."""
+        self.freeze()
+        try:
+            yield
+        finally:
+            self.thaw()
 
 
 class PostgresCluster:
@@ -609,4 +629,65 @@ def test_postgresql_restart_is_a_503_then_full_recovery(postgres, servers, reque
     print(
         f"\npostgres outage: 503s in at most {max(outage_seconds):.3f}s; "
         f"collect stored again {recovered:.2f}s after PostgreSQL was back"
+    )
+
+
+# --- 4. Redis hangs (SIGSTOP) under a running server
+
+
+def closed_code(url: str, timeout: float) -> tuple[int, float]:
+    """Open a widget socket; the code it is closed with, and the seconds that took.
+
+    A frame instead of a close, or neither within `timeout`, fails the test."""
+    start = time.monotonic()
+    with ws_connect(url, open_timeout=timeout, close_timeout=1, proxy=None) as ws:
+        try:
+            message = ws.recv(timeout=timeout)
+        except TimeoutError:
+            pytest.fail(f"{url} neither answered nor closed within {timeout}s")
+        except ConnectionClosed as exc:
+            assert exc.rcvd is not None, f"closed without a close frame: {exc!r}"
+            return exc.rcvd.code, time.monotonic() - start
+    pytest.fail(f"{url} was served while Redis is frozen: {message!r}")
+
+
+def test_a_frozen_redis_closes_sockets_with_4503_and_everything_recovers(
+    site, private_redis, servers
+):
+    server = servers(server_env(REDIS_URL=private_redis.url))
+    base, code = server.url, site.tracking_code
+    other = Website.objects.create(domain="blog.example", name="Blog")
+    widget = ws_url(base, f"/ws/live/{code}")
+    assert_pushes_after_an_event(base, widget, code, new_visitor())
+
+    with widget_socket(widget) as (old_ws, _), private_redis.frozen():
+        frozen = time.monotonic()
+        # A socket for a site this process does not follow yet must join its group: 4503
+        # within seconds, instead of an open socket that never hears anything.
+        new_code, new_seconds = closed_code(ws_url(base, f"/ws/realtime/{other.website_id}"), 6)
+        assert new_code == 4503
+        # The HTTP API answers from the database meanwhile.
+        answer = http(f"{base}/e/live/{code}")
+        assert answer.status == 200 and answer.seconds < 3, answer
+        assert answer.body["liveCount"] == 1, answer
+        # The socket that was open when Redis froze is told too, so the widget polls.
+        dropped = wait_until_closed(old_ws, 12)
+        assert dropped.rcvd is not None and dropped.rcvd.code == 4503, dropped
+        old_seconds = time.monotonic() - frozen
+        assert closed_code(widget, 6)[0] == 4503
+    thawed = time.monotonic()
+
+    pushed_in = poll(
+        lambda: assert_pushes_after_an_event(base, widget, code, new_visitor(), timeout=2.0),
+        20,
+        interval=0.2,
+        what="widget snapshot and push after Redis was thawed",
+    )
+    recovered = time.monotonic() - thawed
+    with widget_socket(ws_url(base, f"/ws/realtime/{other.website_id}")) as (_, realtime):
+        assert realtime["visitors"]["current"] == 0, realtime
+    print(
+        f"\nfrozen redis: new socket closed 4503 after {new_seconds:.2f}s, the open one "
+        f"{old_seconds:.2f}s after the freeze; widgets pushing again {recovered:.2f}s after "
+        f"SIGCONT (push {pushed_in:.2f}s after the event)"
     )

@@ -12,6 +12,13 @@ server process is one member of that group, its hub: the hub renders each kind o
 frame once (live JSON, realtime JSON, the HTML fragments) and writes it to every
 socket of that site it holds. Sockets have no channel of their own, so a push costs
 one channel-layer message per process, not one per socket.
+
+Redis can hang without failing (a stopped or swapped-out server, a lost network path):
+channels_redis then waits forever, as it sets no timeout of its own. So every call to
+the channel layer here is bounded (LAYER_SECONDS, RECEIVE_SECONDS), a hub whose layer
+fails closes its sockets with 4503 (the widgets reconnect, then poll) and refuses new
+ones at once for RETRY_SECONDS, and nothing holds the membership lock or the ticker
+for longer than one bounded call.
 """
 
 from __future__ import annotations
@@ -36,7 +43,15 @@ TICK_SECONDS = 5.0  # steady refresh for sites with viewers (and their group mem
 PRESENCE_SECONDS = 1.0  # how often this process says which sites it has viewers of
 PRESENCE_TTL = 5.0
 MEMO_SECONDS = 1.0
-RETRY_SECONDS = 1.0  # after the channel layer failed, before the hub listens again
+RETRY_SECONDS = 1.0  # after the channel layer failed, before the hub tries it again
+# One channel-layer call (group_add, group_discard, group_send) against Redis takes about
+# a millisecond, a reconnect a few; 2 s leaves room for a busy Redis while a widget whose
+# socket cannot join its site still gets its 4503 within a few seconds, not never.
+LAYER_SECONDS = 2.0
+# A hub with viewers hears its sites' refresh at least every TICK_SECONDS; a receive that
+# hears nothing for three of them is waiting on a connection that will never answer
+# (Redis frozen, a silent network failure) and is started again on a new one.
+RECEIVE_SECONDS = 3 * TICK_SECONDS
 YIELD_EVERY = 50  # sockets written to between two turns of the event loop
 NO_LAYER = "zenovay-sockets-have-no-channel"  # a channel-layer alias nothing configures
 
@@ -92,6 +107,10 @@ class Viewer(Protocol):
     async def unavailable(self) -> None: ...
 
 
+class LayerUnavailable(ConnectionError):
+    """The channel layer failed a moment ago; it is not tried again before RETRY_SECONDS."""
+
+
 class Hub:
     """This process's sockets by website, and its one channel in the sites' groups."""
 
@@ -104,6 +123,7 @@ class Hub:
         self._arrived = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._layer: BaseChannelLayer | None = None
+        self._down_until = 0.0  # monotonic time before which the layer is taken to be down
 
     @property
     def layer(self) -> BaseChannelLayer:
@@ -113,14 +133,31 @@ class Hub:
             self._layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
         return self._layer
 
+    @property
+    def down(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    async def call(self, method: str, *args: Any) -> Any:
+        """One channel-layer call, bounded by LAYER_SECONDS; a failure marks the layer down."""
+        if self.down:
+            raise LayerUnavailable("the channel layer failed a moment ago")
+        try:
+            async with asyncio.timeout(LAYER_SECONDS):
+                return await getattr(self.layer, method)(*args)
+        except Exception:
+            self._down_until = time.monotonic() + RETRY_SECONDS
+            raise
+
     async def join(self, website_pk: int, viewer: Viewer) -> None:
-        """Follow the site for this viewer; raises while the channel layer is down."""
-        async with self._membership:
-            layer = self.layer
+        """Follow the site for this viewer; raises while the channel layer is down.
+
+        Bounded as a whole, the wait for the lock included: joins queued behind one that
+        hangs on Redis fail with it instead of waiting their turn to hang."""
+        async with asyncio.timeout(LAYER_SECONDS), self._membership:
             if not self.channel:
-                self.channel = await layer.new_channel()
+                self.channel = await self.call("new_channel")
             if website_pk not in self._grouped:
-                await layer.group_add(group_name(website_pk), self.channel)
+                await self.call("group_add", group_name(website_pk), self.channel)
                 self._grouped.add(website_pk)
                 # Say so at once, not on the ticker's next presence beat: another process
                 # pushing a change in that second would think nobody watches the site.
@@ -145,15 +182,28 @@ class Hub:
                 return
             self.sites.pop(website_pk, None)
             self._grouped.discard(website_pk)
-            with contextlib.suppress(Exception):  # the group forgets us anyway when it expires
-                await self.layer.group_discard(group_name(website_pk), self.channel)
+            # Skipped while the layer is down: the group forgets us anyway when it expires.
+            with contextlib.suppress(Exception):
+                await self.call("group_discard", group_name(website_pk), self.channel)
 
     async def refresh(self) -> None:
-        """Join the groups again: they expire, and a restarted Redis has forgotten them."""
-        layer = self.layer
-        for website_pk in list(self.sites):
-            await layer.group_add(group_name(website_pk), self.channel)
-            self._grouped.add(website_pk)
+        """Join the groups again: they expire, and a restarted Redis has forgotten them.
+
+        If the layer fails, this process's sockets hear nothing more: they are closed with
+        4503, so that the widgets reconnect (and poll meanwhile), as when a receive fails."""
+        try:
+            for website_pk in list(self.sites):
+                await self.call("group_add", group_name(website_pk), self.channel)
+                self._grouped.add(website_pk)
+        except Exception as exc:
+            await self.lost(exc)
+            raise
+
+    async def lost(self, exc: BaseException) -> None:
+        """The channel layer failed: close every socket here with 4503 (they reconnect)."""
+        log.warning("pushes unavailable, closing this process's sockets: %r", exc)
+        self._grouped.clear()
+        await self._each(list(self.sites), lambda viewer, pk: viewer.unavailable())
 
     def close(self) -> None:
         for task in self._tasks:
@@ -164,11 +214,15 @@ class Hub:
         layer = self.layer
         while True:
             try:
-                message = await layer.receive(self.channel)
+                async with asyncio.timeout(RECEIVE_SECONDS):
+                    message = await layer.receive(self.channel)
+            except TimeoutError:
+                # Nothing for a while. Idle, or a connection that will never answer: the
+                # ticker's refresh tells those apart (and closes the sockets); this just
+                # starts the receive again (channels_redis keeps an unfinished message).
+                continue
             except Exception as exc:  # Redis is down: sockets reconnect once it is back
-                log.warning("pushes unavailable, closing this process's sockets: %r", exc)
-                self._grouped.clear()
-                await self._each(list(self.sites), lambda viewer, pk: viewer.unavailable())
+                await self.lost(exc)
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             website_pk = message.get("website")
@@ -314,7 +368,7 @@ async def push(website_pk: int, *, tick: bool = False) -> bool:
         if data
         else {"type": "site.gone", "website": website_pk}
     )
-    await hub().layer.group_send(group_name(website_pk), message)
+    await hub().call("group_send", group_name(website_pk), message)
     return True
 
 
@@ -367,12 +421,12 @@ async def run_ticker() -> None:
         if now >= next_tick:
             next_tick = now + TICK_SECONDS
             ticking = here - set(schedule.due)  # a due change push refreshes those anyway
-        try:
+        try:  # each Redis call here is bounded: a hung Redis cannot stall the ticker
             if now >= next_presence:
                 next_presence = now + PRESENCE_SECONDS
                 await backend.mark_presence([group_name(pk) for pk in here], PRESENCE_TTL)
             if ticking:
-                await here_hub.refresh()
+                await here_hub.refresh()  # closes the sockets here if the layer fails
         except Exception as exc:  # a Redis outage must not end the ticker
             log.warning("presence or groups not refreshed, retrying: %r", exc)
         for pk in schedule.take_due(now):
