@@ -20,6 +20,7 @@ from django.contrib.auth import SESSION_KEY, get_user_model
 from django.test import Client
 
 from tests.conftest import DESKTOP_UA, OWNER_PASSWORD
+from widgets import consumers
 from zenovay import ingest, live, signin, store
 from zenovay.asgi import application
 from zenovay.models import Website
@@ -443,13 +444,20 @@ def _fresh_push_state():
     store.reset()
 
 
-def session_headers(user, origin: bytes | None = b"http://testserver") -> list[tuple[bytes, bytes]]:
-    """The handshake a browser on a dashboard page sends: its session cookie and origin."""
+def signed_in_browser(
+    user, origin: bytes | None = b"http://testserver"
+) -> tuple[Client, list[tuple[bytes, bytes]]]:
+    """A browser signed in as `user`, and the handshake its dashboard page sends: its
+    session cookie and origin. The client signs that session out with `logout()`."""
     client = Client()
     client.force_login(user)
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
     headers = [(b"cookie", cookie.encode()), (b"host", b"testserver")]
-    return headers + ([(b"origin", origin)] if origin else [])
+    return client, headers + ([(b"origin", origin)] if origin else [])
+
+
+def session_headers(user, origin: bytes | None = b"http://testserver") -> list[tuple[bytes, bytes]]:
+    return signed_in_browser(user, origin)[1]
 
 
 async def open_socket(path: str, headers: list[tuple[bytes, bytes]] | None = None):
@@ -622,4 +630,127 @@ async def test_an_origin_trusted_for_csrf_may_open_the_dashboard_socket(owner, s
     headers = await sync_to_async(session_headers)(owner, b"https://dash.example")
     ws = await open_socket(f"/ws/dashboard/{site.website_id}", headers)
     assert 'id="zv-rt-live"' in await ws.receive_from(timeout=5)
+    await ws.disconnect()
+
+
+# --- Open dashboard sockets lose access with the session, the account or the website
+
+RECHECK = 0.1  # seconds between two checks of an open dashboard socket's rights, in tests
+CLOSE_WITHIN = 3.0  # many rechecks, on a busy machine
+
+
+@pytest.fixture
+def _quick_rechecks(monkeypatch, _fresh_push_state):
+    # raising=False: on code without rechecks the tests fail on what they assert.
+    monkeypatch.setattr(consumers, "RECHECK_SECONDS", RECHECK, raising=False)
+
+
+async def close_code(ws: WebsocketCommunicator, within: float = CLOSE_WITHIN) -> int:
+    """The code the socket is closed with within `within` seconds (pushes before it skipped)."""
+    deadline = time.monotonic() + within
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            message = await ws.receive_output(timeout=left)
+        except TimeoutError:
+            break
+        if message["type"] == "websocket.close":
+            return message["code"]
+    pytest.fail(f"the socket was still open {within}s later")
+
+
+async def push_reaches(ws: WebsocketCommunicator, pattern: str, within: float = 5.0) -> str:
+    """The first frame matching `pattern` within `within` seconds (earlier refreshes skipped)."""
+    deadline = time.monotonic() + within
+    while (left := deadline - time.monotonic()) > 0:
+        html = await ws.receive_from(timeout=left)
+        if re.search(pattern, html):
+            return html
+    pytest.fail(f"no frame matching {pattern!r} within {within}s")
+
+
+@pytest.mark.parametrize("path", ["/ws/dashboard/{id}", "/ws/dashboard/sites"])
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_quick_rechecks")
+async def test_signing_out_closes_that_sessions_open_dashboard_socket_with_4403(owner, site, path):
+    url = path.format(id=site.website_id)
+    browser, headers = await sync_to_async(signed_in_browser)(owner)
+    leaving = await open_socket(url, headers)
+    staying = await open_socket(url, await sync_to_async(session_headers)(owner))  # 2nd browser
+    for ws in (leaving, staying):
+        await ws.receive_from(timeout=5)
+
+    await sync_to_async(browser.logout)()  # deletes the session, as /logout/ does
+    signed_out = time.monotonic()
+
+    assert await close_code(leaving) == 4403
+    print(f"\nclosed {time.monotonic() - signed_out:.2f}s after sign-out (rechecks {RECHECK}s)")
+    # The owner's other session is still signed in: its socket is left open and pushed to.
+    await sync_to_async(visit)(site, "/pricing")
+    await push_reaches(staying, r'-live"[^>]*data-count="1"')
+    await staying.disconnect()
+
+
+@pytest.mark.parametrize("path", ["/ws/dashboard/{id}", "/ws/dashboard/sites"])
+@pytest.mark.parametrize("change", ["deactivated", "password changed"])
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_quick_rechecks")
+async def test_a_deactivated_account_or_changed_password_closes_dashboard_sockets_with_4403(
+    owner, site, path, change
+):
+    ws = await open_socket(
+        path.format(id=site.website_id), await sync_to_async(session_headers)(owner)
+    )
+    await ws.receive_from(timeout=5)
+
+    if change == "deactivated":
+        await get_user_model().objects.filter(pk=owner.pk).aupdate(is_active=False)
+    else:  # elsewhere: every other session of the account ends (Django's session auth hash)
+        owner.set_password("a-new-secret-42")
+        await owner.asave()
+
+    assert await close_code(ws) == 4403
+
+
+@pytest.mark.parametrize("change", ["given to another owner", "disabled"])
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_quick_rechecks")
+async def test_a_website_no_longer_the_owners_closes_its_dashboard_socket_with_4404(
+    owner, teammate, site, change
+):
+    ws = await open_socket(
+        f"/ws/dashboard/{site.website_id}", await sync_to_async(session_headers)(owner)
+    )
+    await ws.receive_from(timeout=5)
+    live.stop_tickers()  # nothing pushes the site: the close cannot come from a push
+
+    fields = {"owner": teammate} if change == "given to another owner" else {"enabled": False}
+    await Website.objects.filter(pk=site.pk).aupdate(**fields)
+
+    assert await close_code(ws) == 4404
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_quick_rechecks")
+async def test_the_websites_socket_drops_a_website_given_away_and_keeps_the_others(
+    owner, teammate, site
+):
+    other = await Website.objects.acreate(domain="blog.example", owner=owner)
+    ws = await open_socket("/ws/dashboard/sites", await sync_to_async(session_headers)(owner))
+    for _ in range(2):
+        await ws.receive_from(timeout=5)
+
+    await Website.objects.filter(pk=other.pk).aupdate(owner=teammate)
+    deadline = time.monotonic() + CLOSE_WITHIN
+    while other.pk in live.local_viewers():  # the only socket following it lets it go
+        assert time.monotonic() < deadline, "the given-away website is still followed"
+        await ws.receive_nothing(timeout=RECHECK)
+
+    await sync_to_async(visit)(other, who=2, url="https://blog.example/")
+    await live.push(other.pk)
+    await sync_to_async(visit)(site, "/pricing")
+    html = await push_reaches(ws, rf'id="zv-{site.website_id}-live"[^>]*data-count="1"')
+    frames = [html]
+    while not await ws.receive_nothing(timeout=0.3):
+        frames.append(await ws.receive_from())
+    assert not any(other.website_id in frame for frame in frames)
     await ws.disconnect()
