@@ -3,20 +3,34 @@
 A visitor is blake2b(website, IP, user agent) keyed by the salt of the current
 period. When the period changes a new salt is made and every older one deleted,
 so identities from different periods can never be linked again.
+
+Deleting a row does not erase it. PostgreSQL keeps it on its heap page as a dead
+tuple (autovacuum never visits a table this small), and VACUUM only marks that space
+free: the bytes stay until something is written over them. SQLite keeps a deleted
+row's page images in its write-ahead log. So a retired secret is overwritten with
+zeros and deleted (SQLite with `secure_delete`), then PostgreSQL's table gets a new file
+holding only the kept rows, and SQLite's log is checkpointed and truncated after commit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import logging
 import secrets
 import threading
+from collections.abc import Iterator
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 
 from zenovay.models import Salt
 
+log = logging.getLogger("zenovay.salts")
+SECRET_BYTES = 32
+LOCK_WAIT = "2s"
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout expires
 _lock = threading.Lock()
 _current: tuple[str, bytes] | None = None
 
@@ -50,7 +64,7 @@ def _load_or_create(period: str) -> bytes:
     if salt is None:
         try:
             with transaction.atomic():
-                salt = Salt.objects.create(period=period, secret=secrets.token_bytes(32))
+                salt = Salt.objects.create(period=period, secret=secrets.token_bytes(SECRET_BYTES))
         except IntegrityError:  # another process made it first
             salt = Salt.objects.get(period=period)
     _retire_before(period)
@@ -58,14 +72,116 @@ def _load_or_create(period: str) -> bytes:
 
 
 def _retire_before(period: str) -> None:
-    """Delete the salts of earlier periods (and of another rotation setting), never later ones.
+    """Erase the salts of earlier periods (and of another rotation setting), never later ones.
 
     Creating the salt of a past period (a backfill) must not delete the current one.
     """
-    for salt in Salt.objects.exclude(period=period).only("pk", "period"):
-        same_kind = len(salt.period) == len(period) and ("W" in salt.period) == ("W" in period)
-        if not same_kind or salt.period < period:
-            salt.delete()
+    if not _retired_by(period):
+        return
+    try:
+        with _secure_delete(), transaction.atomic():
+            _lock_salt_table()
+            retired = _retired_by(period)  # again: another process may have done it
+            if retired:
+                _erase(retired)
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        # Events must not wait on this: a process that loads the salt later retries.
+        log.warning("A reader held the salt table: retired salts not erased yet.")
+        return
+    if connection.vendor == "sqlite":
+        # A checkpoint cannot run inside a transaction, and must follow the commit.
+        transaction.on_commit(_truncate_sqlite_log, robust=True)
+
+
+def _retired_by(period: str) -> list[int]:
+    return [
+        salt.pk
+        for salt in Salt.objects.exclude(period=period).only("pk", "period")
+        if not _same_kind(salt.period, period) or salt.period < period
+    ]
+
+
+def _same_kind(a: str, b: str) -> bool:
+    return len(a) == len(b) and ("W" in a) == ("W" in b)
+
+
+def _erase(pks: list[int]) -> None:
+    # SQLite rewrites a same-size value in place and secure_delete zeroes what the DELETE
+    # frees; PostgreSQL writes a new row version instead, so there the rewrite erases.
+    doomed = Salt.objects.filter(pk__in=pks)
+    doomed.update(secret=bytes(SECRET_BYTES))
+    doomed.delete()
+    if connection.vendor == "postgresql":
+        _rewrite_salt_table()
+
+
+def _lock_salt_table() -> None:
+    """PostgreSQL: hold the table alone until commit, waiting for readers only briefly.
+
+    Salt readers queue behind this lock, so a reader that never finishes (a forgotten
+    psql session) must not make every process's salt lookup wait. SQLite's IMMEDIATE
+    transactions already hold its single write lock.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('lock_timeout')")
+        (before,) = cursor.fetchone()
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [LOCK_WAIT])
+        cursor.execute(f"LOCK TABLE {_salt_table()} IN ACCESS EXCLUSIVE MODE")
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [before])
+
+
+def _rewrite_salt_table() -> None:
+    """PostgreSQL: move the kept rows to a new, empty file; the old one is emptied at commit.
+
+    Neither VACUUM nor VACUUM (FREEZE) clears the bytes of a dead tuple, and VACUUM FULL
+    copies every tuple that a transaction running anywhere on the server (another
+    process's ingest, another database's job) could still see, which is often.
+    TRUNCATE waits for no snapshot; the table lock means nobody sees it empty.
+    """
+    table = _salt_table()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {table}")  # noqa: S608 (our own table name)
+        rows = cursor.fetchall()
+        columns = ", ".join(["%s"] * len(cursor.description))
+        cursor.execute(f"TRUNCATE {table}")
+        cursor.executemany(f"INSERT INTO {table} VALUES ({columns})", rows)  # noqa: S608
+
+
+def _salt_table() -> str:
+    return connection.ops.quote_name(Salt._meta.db_table)
+
+
+@contextlib.contextmanager
+def _secure_delete() -> Iterator[None]:
+    """SQLite: zero the space freed meanwhile (not every build does so by default)."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA secure_delete")
+        (before,) = cursor.fetchone()
+        cursor.execute("PRAGMA secure_delete = ON")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA secure_delete = {int(before)}")
+
+
+def _truncate_sqlite_log() -> None:
+    """Copy the zeroed pages over the database file and empty the write-ahead log.
+
+    Until then the log holds earlier images of the salt's page, secret included.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        busy, _, _ = cursor.fetchone()
+    if busy:  # a reader outlasted the busy timeout; the log goes with the last connection
+        log.warning("A reader held the SQLite log: retired salts may stay in it for now.")
 
 
 def forget_cached_salt() -> None:
