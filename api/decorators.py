@@ -85,28 +85,46 @@ def json_errors(view: AsyncView) -> AsyncView:
     return wrapper
 
 
-def client_key(request: HttpRequest) -> str:
-    ip, _ = clientinfo.client_ip(
-        request.META.get("REMOTE_ADDR"), request.headers.get("X-Forwarded-For")
-    )
-    return str(ip or "unknown")
+def rate_limited(
+    endpoint: str, per_minute: int | Callable[[], int]
+) -> Callable[[AsyncView], AsyncView]:
+    """Count every request per client and endpoint over a rolling minute; 429 past it.
 
-
-def rate_limited(endpoint: str, per_minute: int) -> Callable[[AsyncView], AsyncView]:
-    """Count every GET/HEAD per client IP and endpoint over a rolling minute; 429 past it."""
+    The client is its keyed-hashed address (an IPv6 /64 as one), so no key in Redis holds
+    an IP. `per_minute` may be a callable read on each request (a setting); 0 is no limit.
+    """
 
     def decorator(view: AsyncView) -> AsyncView:
         @functools.wraps(view)
         async def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-            key = f"{endpoint}:{client_key(request)}"
-            verdict = await store.get_store().hit(key, per_minute)
+            limit = per_minute() if callable(per_minute) else per_minute
+            if limit <= 0:
+                return await view(request, *args, **kwargs)
+            key = f"{endpoint}:{clientinfo.client_key(clientinfo.of_request(request)[0])}"
+            verdict = await store.get_store().hit(key, limit)
             if not verdict.allowed:
                 response = json_error(
-                    429, f"Over {per_minute} requests a minute; retry in {verdict.retry_after}s."
+                    429, f"Over {limit} requests a minute; retry in {verdict.retry_after}s."
                 )
                 response["Retry-After"] = str(verdict.retry_after)
                 return response
             return await view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def valid_id(is_valid: Callable[[str], bool], message: str) -> Callable[[AsyncView], AsyncView]:
+    """A 404 for an id of the wrong shape, before any cache or database sees it: made-up
+    ids (up to the length of a URL) must not fill the cache of not-found answers."""
+
+    def decorator(view: AsyncView) -> AsyncView:
+        @functools.wraps(view)
+        async def wrapper(request: HttpRequest, ident: str, **kwargs: object) -> HttpResponse:
+            if not is_valid(ident):
+                return json_error(404, message)
+            return await view(request, ident, **kwargs)
 
         return wrapper
 

@@ -19,6 +19,7 @@ from api.decorators import (
     cors,
     json_errors,
     rate_limited,
+    valid_id,
 )
 from api.errors import is_api_path, json_error
 from zenovay import clientinfo, db, health, ids, ingest, metrics
@@ -26,15 +27,14 @@ from zenovay import live as push
 
 
 def client_of(request: HttpRequest) -> ingest.Client:
-    ip, trusted = clientinfo.client_ip(
-        request.META.get("REMOTE_ADDR"), request.headers.get("X-Forwarded-For")
-    )
+    ip, trusted = clientinfo.of_request(request)
     header = settings.ZENOVAY_COUNTRY_HEADER
     return ingest.Client(
         ip=ip,
         country=clientinfo.country_of(ip, request.headers.get(header) if header else None, trusted),
         user_agent=request.headers.get("User-Agent", "")[:1000],
         do_not_track=request.headers.get("DNT") == "1",
+        origin=request.headers.get("Origin"),
     )
 
 
@@ -42,6 +42,7 @@ def client_of(request: HttpRequest) -> ingest.Client:
 @cors
 @json_errors
 @allow_methods("POST")
+@rate_limited("collect", lambda: settings.ZENOVAY_COLLECT_PER_MINUTE)
 async def collect(request: HttpRequest) -> HttpResponse:
     length = request.headers.get("Content-Length", "")
     if length.isdigit() and int(length) > ingest.MAX_BODY_BYTES:
@@ -122,7 +123,7 @@ def _answer(snapshot: Mapping[str, object] | None) -> HttpResponse:
     return JsonResponse(snapshot)
 
 
-def read_endpoint(name: str, ttl: int, per_minute: int, variant=None):
+def read_endpoint(name: str, ttl: int, per_minute: int, is_valid, variant=None):
     """The decorator stack every public read endpoint shares, outermost first."""
 
     def decorate(view):
@@ -135,6 +136,7 @@ def read_endpoint(name: str, ttl: int, per_minute: int, variant=None):
                 json_errors,
                 allow_methods("GET", "HEAD"),
                 rate_limited(name, per_minute),
+                valid_id(is_valid, NOT_FOUND),
                 cached(name, ttl, variant),
             ]
         ):
@@ -151,32 +153,24 @@ def _period(request: HttpRequest) -> str:
         return ""
 
 
-@read_endpoint("live", ttl=5, per_minute=1000)
+@read_endpoint("live", ttl=5, per_minute=1000, is_valid=ids.is_tracking_code)
 async def live(request: HttpRequest, ident: str) -> HttpResponse:
-    if not ids.is_tracking_code(ident):
-        return json_error(404, NOT_FOUND)
     return _answer(await db.run(_live, ident))
 
 
-@read_endpoint("realtime", ttl=10, per_minute=500)
+@read_endpoint("realtime", ttl=10, per_minute=500, is_valid=ids.is_website_id)
 async def realtime(request: HttpRequest, ident: str) -> HttpResponse:
-    if not ids.is_website_id(ident):
-        return json_error(404, NOT_FOUND)
     return _answer(await db.run(_realtime, ident))
 
 
-@read_endpoint("stats", ttl=30, per_minute=500, variant=_period)
+@read_endpoint("stats", ttl=30, per_minute=500, is_valid=ids.is_tracking_code, variant=_period)
 async def stats(request: HttpRequest, ident: str) -> HttpResponse:
     period = _period(request)
     if period not in metrics.PERIODS:
         return json_error(400, "'period' must be today, week or month.")
-    if not ids.is_tracking_code(ident):
-        return json_error(404, NOT_FOUND)
     return _answer(await db.run(_stats, ident, period))
 
 
-@read_endpoint("status", ttl=60, per_minute=100)
+@read_endpoint("status", ttl=60, per_minute=100, is_valid=ids.is_tracking_code)
 async def status(request: HttpRequest, ident: str) -> HttpResponse:
-    if not ids.is_tracking_code(ident):
-        return json_error(404, NOT_FOUND)
     return _answer(await db.run(_status, ident))

@@ -247,6 +247,9 @@ def server_env(
             "DJANGO_DEBUG": "0",
             "ZENOVAY_BENCH_VIEWS": "1",
             "ZENOVAY_TRUSTED_PROXIES": "127.0.0.1/32",
+            # One load generator stands for many clients: no per-client caps.
+            "ZENOVAY_COLLECT_PER_MINUTE": "0",
+            "ZENOVAY_CONNECTIONS_PER_IP": "1000000",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -290,7 +293,7 @@ def prepare(env: dict[str, str], domain: str = DOMAIN) -> Site:
 
 
 # tests.servers.SERVERS, which cannot be imported before ensure_venv() (it needs Django).
-SERVERS = ["daphne", "uvicorn", "uvicorn-plain"]
+SERVERS = ["serve", "daphne", "uvicorn", "uvicorn-plain"]
 
 
 @contextmanager

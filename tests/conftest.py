@@ -26,6 +26,8 @@ def _clean_process_state(settings):
     processes started by tests use the long-lived database thread (zenovay.db).
     """
     settings.ZENOVAY_DB_THREAD = False
+    # Tests send from one address what many visitors would; the limit's own tests set it.
+    settings.ZENOVAY_COLLECT_PER_MINUTE = 0
     cache.clear()
     salts.forget_cached_salt()
     live.take_changed()
@@ -93,13 +95,27 @@ def live_url(server, transactional_db) -> str:
 
 
 @pytest.fixture
-def own_server_url(transactional_db):
+def launch(transactional_db):
+    """Start servers of this test's own: `launch("serve", ZENOVAY_X="1")` takes a kind of
+    tests.servers.SERVERS and extra environment; all are stopped at teardown."""
+    started: list[ServerProcess] = []
+
+    def start(kind: str = "daphne", **env: str) -> ServerProcess:
+        process = ServerProcess(port=free_port(), env=server_env(**env), server=kind)
+        started.append(process)
+        process.start()
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def own_server_url(launch):
     """A server of this test's own, for a test that spends a rate-limit budget: the shared
     server's budget for 127.0.0.1 belongs to every test that ran in the last minute."""
-    process = ServerProcess(port=free_port(), env=server_env())
-    process.start()
-    yield process.url
-    process.stop()
+    return launch().url
 
 
 def pytest_collection_modifyitems(config, items):

@@ -15,13 +15,17 @@ from django.core.asgi import get_asgi_application
 django_application = ASGIStaticFilesHandler(get_asgi_application())
 
 from widgets.routing import websocket_urlpatterns  # noqa: E402
+from zenovay.infra.guard import Guard  # noqa: E402
 
 # Widgets are embedded on any site, so sockets accept every origin; they are read-only.
 # Only the owner dashboard's sockets read the session (see widgets.routing), and check
 # that the page opening them is on this server (see widgets.consumers).
-application = ProtocolTypeRouter(
-    {
-        "http": django_application,
-        "websocket": URLRouter(websocket_urlpatterns),
-    }
+# Guard: body limits and timeouts on every path, WebSockets per client (see its docstring).
+application = Guard(
+    ProtocolTypeRouter(
+        {
+            "http": django_application,
+            "websocket": URLRouter(websocket_urlpatterns),
+        }
+    )
 )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 UNKNOWN_COUNTRIES = {"", "XX", "T1", "ZZ"}
 
 
-def _is_trusted(ip: IPAddress) -> bool:
+def is_trusted(ip: IPAddress) -> bool:
     return any(ip.version == net.version and ip in net for net in settings.ZENOVAY_TRUSTED_PROXIES)
 
 
@@ -44,15 +46,49 @@ def client_ip(peer: str | None, forwarded_for: str | None) -> tuple[IPAddress | 
     trusted is the client; entries left of it were written by the client and can lie.
     """
     peer_ip = parse_ip(peer)
-    if peer_ip is None or not _is_trusted(peer_ip):
+    if peer_ip is None or not is_trusted(peer_ip):
         return peer_ip, False
     hops = [parse_ip(part) for part in (forwarded_for or "").split(",")]
     for hop in reversed(hops):
         if hop is None:
             break  # a garbled entry: stop trusting the chain here
-        if not _is_trusted(hop):
+        if not is_trusted(hop):
             return hop, True
     return peer_ip, True
+
+
+def of_request(request) -> tuple[IPAddress | None, bool]:
+    """The client address of a Django request, and whether its peer is a trusted proxy."""
+    return client_ip(request.META.get("REMOTE_ADDR"), request.headers.get("X-Forwarded-For"))
+
+
+def of_scope(scope: dict) -> IPAddress | None:
+    """The client address of an ASGI connection (HTTP or WebSocket), read the same way."""
+    peer = scope.get("client") or (None,)
+    forwarded = None
+    for name, value in scope.get("headers", ()):
+        if name == b"x-forwarded-for":
+            forwarded = value.decode("latin-1")
+    return client_ip(peer[0], forwarded)[0]
+
+
+def subscriber(ip: IPAddress) -> str:
+    """What one client holds: an IPv4 address, or an IPv6 /64 (a subscriber gets one whole)."""
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def keyed_hash(kind: str, value: str) -> str:
+    """Short and safe in a key whatever the value, and not reversible without the secret:
+    what keys of rate limits and locks hold instead of addresses and names."""
+    message = f"zenovay:{kind}:{value}".encode("utf-8", "surrogatepass")
+    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+
+def client_key(ip: IPAddress | None) -> str:
+    """One client's key in rate-limit and connection counts: its keyed-hashed subscriber."""
+    return keyed_hash("client", subscriber(ip)) if ip is not None else "unknown"
 
 
 def country_of(ip: IPAddress | None, header_value: str | None, peer_trusted: bool) -> str:

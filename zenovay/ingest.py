@@ -65,6 +65,7 @@ class Client:
     country: str
     user_agent: str
     do_not_track: bool = False
+    origin: str | None = None  # the browser's Origin header, as sent
 
 
 @dataclass(slots=True)
@@ -93,7 +94,24 @@ def collect(*, body: bytes, client: Client, now: dt.datetime | None = None) -> s
         raise NotFound("No enabled website has this tracking code.")
     if not website.allows_host(payload.hostname):
         raise Forbidden(f"The page's host is not {website.domain} or one of its hostnames.")
+    if not _origin_allowed(website, client.origin):
+        raise Forbidden(f"The sending page's origin is not {website.domain} or one of its hosts.")
     return record_event(website=website, payload=payload, client=client, now=now)
+
+
+def _origin_allowed(website: Website, origin: str | None) -> bool:
+    """A browser names the page that sends the event in `Origin`, and pages cannot forge it:
+    one on another site is refused even though the tracking code is public. No Origin (not
+    a browser) and `null` (a page whose referrer policy is no-referrer sends that with a
+    beacon) are let through; the page URL's host is checked either way."""
+    if origin is None or origin == "null":
+        return True
+    try:
+        url = urlsplit(origin)
+        host = url.hostname
+    except ValueError:
+        return False
+    return url.scheme in ("http", "https") and bool(host) and website.allows_host(host)
 
 
 def record_event(
@@ -382,8 +400,9 @@ def _props(value: object) -> dict[str, Any] | None:
             raise BadRequest("'props' values must be strings, numbers, booleans or null.")
         elif isinstance(item, float) and not math.isfinite(item):
             raise BadRequest("'props' numbers must be finite.")
-        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) > 2**53:
-            raise BadRequest("'props' numbers must fit in a double.")
+        elif isinstance(item, int | float) and not isinstance(item, bool) and abs(item) > 2**53:
+            # 1e20 and 100000000000000000000 are one JSON number: the same answer for both.
+            raise BadRequest("'props' numbers must be from -2^53 to 2^53.")
         props[clean_text(key, 100)] = item
     return props
 

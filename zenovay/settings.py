@@ -260,6 +260,17 @@ if ZENOVAY_SALT_ROTATION not in {"daily", "weekly", "monthly"}:
 ZENOVAY_DB_THREAD = True
 ZENOVAY_RETENTION_DAYS = env_int("ZENOVAY_RETENTION_DAYS", 400, minimum=62)
 
+# --- What one client may hold (zenovay.infra): ingest per minute (generous: a page sends a
+# few events, many visitors share an address behind NAT; 0 turns it off), connections (TCP
+# to `serve`, WebSockets anywhere) per address in each process, and how long request
+# headers and bodies may take to arrive before the connection is dropped.
+ZENOVAY_COLLECT_PER_MINUTE = env_int("ZENOVAY_COLLECT_PER_MINUTE", 600)
+ZENOVAY_CONNECTIONS_PER_IP = env_int("ZENOVAY_CONNECTIONS_PER_IP", 100, minimum=1)
+ZENOVAY_HEADER_TIMEOUT = env_int("ZENOVAY_HEADER_TIMEOUT", 10, minimum=1)
+ZENOVAY_BODY_TIMEOUT = env_int("ZENOVAY_BODY_TIMEOUT", 10, minimum=1)
+# Access logs of `serve` leave out client addresses unless this is on.
+ZENOVAY_ACCESS_LOG_IPS = env_bool("ZENOVAY_ACCESS_LOG_IPS")
+
 # --- Sign-in throttle (zenovay.signin): failures within 15 minutes that lock for 15 minutes,
 # for one client address and one username, for one address whatever usernames it tries, and
 # for one username from everywhere (high: else anyone could keep a known name locked out).

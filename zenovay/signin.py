@@ -39,9 +39,6 @@ of sign-ins cannot take the connections the dashboard and the admin need.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
-import ipaddress
 import math
 import threading
 import time
@@ -89,11 +86,11 @@ class LoginThrottle:
     """The counters of one attempt: its address and username, its address, its username."""
 
     def __init__(self, request: HttpRequest | None, username: str) -> None:
-        name = _keyed_hash("user", canonical_username(username))
-        address = _client_address(request)
+        name = clientinfo.keyed_hash("user", canonical_username(username))
+        address = clientinfo.of_request(request)[0] if request is not None else None
         self.counters: list[Counter] = []
         if address is not None:
-            ip = _keyed_hash("ip", address)
+            ip = clientinfo.client_key(address)
             self.counters += [
                 Counter(f"signin:pair:{ip}:{name}", settings.ZENOVAY_SIGNIN_FAILURES, True),
                 Counter(f"signin:ip:{ip}", settings.ZENOVAY_SIGNIN_IP_FAILURES, False),
@@ -161,25 +158,6 @@ def canonical_username(username: str) -> str:
     """The name Django would sign in, casefolded, so that no spelling of it escapes its lock."""
     name = AbstractBaseUser.normalize_username(username).strip().casefold()
     return unicodedata.normalize("NFKC", name)  # casefolding can undo NFKC ("ǰ")
-
-
-def _client_address(request: HttpRequest | None) -> str | None:
-    if request is None:
-        return None
-    ip, _ = clientinfo.client_ip(
-        request.META.get("REMOTE_ADDR"), request.headers.get("X-Forwarded-For")
-    )
-    if ip is None:
-        return None
-    if ip.version == 6:
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
-
-
-def _keyed_hash(kind: str, value: str) -> str:
-    """Short and safe in a key whatever the value, and not reversible without the secret."""
-    message = f"zenovay.signin:{kind}:{value}".encode()
-    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()[:32]
 
 
 def _lock_end() -> float:

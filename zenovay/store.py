@@ -19,12 +19,17 @@ import os
 import time
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
 log = logging.getLogger("zenovay.store")
 BREAK_SECONDS = 5.0
 MAX_LOG = 20_000  # entries kept per rate-limit key: bounds memory under a flood
+# In-process store: expired values and idle rate-limit logs are swept at most this often,
+# and the cached bodies are held to this many bytes (the oldest go first past it).
+SWEEP_SECONDS = 10.0
+MAX_VALUE_BYTES = 32 * 1024 * 1024
 
 
 class _Breaker:
@@ -53,11 +58,17 @@ class Limit:
 
 
 class MemoryStore:
+    """One process's store. Nothing in it lives forever: expired values, locks, presence
+    marks and the logs of clients idle for a whole window are swept every SWEEP_SECONDS,
+    and cached bodies are bounded in bytes, since every distinct client and id adds one."""
+
     def __init__(self) -> None:
         self._values: dict[str, tuple[float, bytes]] = {}
+        self._bytes = 0  # held by _values, keys included
         self._logs: dict[str, collections.deque[float]] = {}
         self._locks: dict[str, float] = {}
         self._presence: dict[str, float] = {}
+        self._swept = time.monotonic()
 
     async def get(self, key: str) -> bytes | None:
         item = self._values.get(key)
@@ -70,16 +81,34 @@ class MemoryStore:
         current = await self.get(key)
         if current is not None:
             return current
-        if len(self._values) > 50_000:
-            self._sweep()
+        self._maybe_sweep()
+        self._drop(key)
         self._values[key] = (time.monotonic() + ttl, value)
+        self._bytes += len(key) + len(value)
+        while self._bytes > MAX_VALUE_BYTES and len(self._values) > 1:
+            self._drop(next(iter(self._values)))  # the oldest stored
         return value
+
+    def usage(self) -> dict[str, Any]:
+        """What is held: cached values and their bytes, rate-limit logs and their keys."""
+        return {
+            "values": len(self._values),
+            "bytes": self._bytes,
+            "logs": len(self._logs),
+            "log_keys": list(self._logs),
+        }
+
+    def _drop(self, key: str) -> None:
+        item = self._values.pop(key, None)
+        if item is not None:
+            self._bytes -= len(key) + len(item[1])
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
-            self._values.pop(key, None)
+            self._drop(key)
 
     async def try_lock(self, key: str, ttl: float) -> bool:
+        self._maybe_sweep()
         if self._locks.get(key, 0.0) > time.monotonic():
             return False
         self._locks[key] = time.monotonic() + ttl
@@ -94,6 +123,7 @@ class MemoryStore:
         return self._presence.get(key, 0.0) > time.monotonic()
 
     async def hit(self, key: str, limit: int, window: float = 60.0) -> Limit:
+        self._maybe_sweep()
         now = time.monotonic()
         entries = self._logs.setdefault(key, collections.deque(maxlen=MAX_LOG))
         while entries and entries[0] <= now - window:
@@ -101,14 +131,23 @@ class MemoryStore:
         entries.append(now)
         return _verdict(entries, limit, window, now)
 
-    def _sweep(self) -> None:
+    def _maybe_sweep(self) -> None:
         now = time.monotonic()
+        if now - self._swept >= SWEEP_SECONDS:
+            self._swept = now
+            self.sweep(now)
+
+    def sweep(self, now: float, window: float = 60.0) -> None:
+        """Forget what has expired, and the logs whose newest entry left the window."""
         for key in [k for k, (expires, _) in self._values.items() if expires <= now]:
-            del self._values[key]
+            self._drop(key)
         for key in [
-            k for k, entries in self._logs.items() if not entries or entries[-1] < now - 60
+            k for k, entries in self._logs.items() if not entries or entries[-1] <= now - window
         ]:
             del self._logs[key]
+        for marks in (self._locks, self._presence):
+            for key in [k for k, until in marks.items() if until <= now]:
+                del marks[key]
 
 
 def _verdict(entries, limit: int, window: float, now: float) -> Limit:

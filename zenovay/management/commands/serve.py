@@ -1,7 +1,10 @@
-"""`manage.py serve`: the newcomer's one command on the embedded default.
+"""`manage.py serve`: the newcomer's one command, and each production process's.
 
 Migrates, makes sure someone can sign in (an `admin` account whose generated
-password is printed once), then serves HTTP and WebSockets with Daphne.
+password is printed once), then serves HTTP and WebSockets with uvicorn under the
+limits of `zenovay.infra.server` (connections per address, header timeouts, small
+inbound frames, access logs without addresses). `--no-setup` only serves: for the
+processes of a deployment, after one `manage.py migrate`.
 """
 
 from __future__ import annotations
@@ -10,7 +13,17 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+
+from zenovay.infra import server
+
+
+def _split(addrport: str) -> tuple[str, int]:
+    """ "8000", "0.0.0.0:8000" or "[::1]:8000"."""
+    host, _, port = addrport.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise CommandError(f"{addrport!r} is not ADDRESS:PORT or PORT.")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 class Command(BaseCommand):
@@ -18,12 +31,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
+        parser.add_argument(
+            "--no-setup", action="store_true", help="Serve only: no migrate, no first account."
+        )
 
-    def handle(self, *args, addrport: str, **options) -> None:
-        call_command("migrate", interactive=False, verbosity=0)
-        self._ensure_admin(addrport)
-        # Daphne's runserver, serving static files itself since there is no front proxy here.
-        call_command("runserver", addrport, use_reloader=False, insecure_serving=True)
+    def handle(self, *args, addrport: str, no_setup: bool, **options) -> None:
+        host, port = _split(addrport)
+        if not no_setup:
+            call_command("migrate", interactive=False, verbosity=0)
+            self._ensure_admin(addrport)
+        self.stdout.write(f"Serving HTTP and WebSockets on http://{addrport}/ (Ctrl-C stops)")
+        self.stdout.flush()
+        server.run(host, port)
 
     def _ensure_admin(self, addrport: str) -> None:
         users = get_user_model().objects
