@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import InMemoryChannelLayer
 from channels.testing import WebsocketCommunicator
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
@@ -304,3 +306,93 @@ def test_a_new_event_loop_gets_pushes_after_an_old_one_closed_with_sockets_open(
     for task in abandoned:  # what garbage collection would do to them, at last
         with contextlib.suppress(RuntimeError):
             task.get_coro().close()
+
+
+# --- A channel layer that hangs (Redis stopped, not dead) is given up on within bounds
+
+
+class HungLayer(InMemoryChannelLayer):
+    """Redis frozen: calls that reach it are never answered, and never fail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    async def _hang(self, name: str) -> None:
+        self.calls.append(name)
+        await asyncio.Event().wait()
+
+    async def group_add(self, group: str, channel: str) -> None:
+        await self._hang("group_add")
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        await self._hang("group_discard")
+
+    async def group_send(self, group: str, message: dict) -> None:
+        await self._hang("group_send")
+
+
+class Closable(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed: list[str] = []
+
+    async def gone(self, website_pk: int) -> None:
+        self.closed.append("gone")
+
+    async def unavailable(self) -> None:
+        self.closed.append("unavailable")
+
+
+@pytest.fixture
+def quick_layer_bounds(monkeypatch):
+    # raising=False: on code without these bounds the tests fail on what they assert.
+    monkeypatch.setattr(live, "LAYER_SECONDS", 0.2, raising=False)
+    monkeypatch.setattr(live, "RETRY_SECONDS", 0.3)
+    monkeypatch.setattr(live, "TICK_SECONDS", 0.1)
+
+
+async def test_joins_fail_within_the_bound_when_the_layer_hangs_and_the_lock_is_freed(
+    quick_layer_bounds,
+):
+    hub = live.Hub()
+    hub._layer = HungLayer()
+    started = time.monotonic()
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*[hub.join(pk, Closable()) for pk in range(1, 11)], return_exceptions=True),
+        timeout=5,
+    )
+    # Each fails (the socket is closed with 4503), all within one bound: those queued for
+    # the membership lock behind the hung call do not each wait their turn to hang.
+    assert all(isinstance(outcome, Exception) for outcome in outcomes), outcomes
+    assert time.monotonic() - started < 1.0
+    assert hub.sites == {}
+
+    hub._layer = InMemoryChannelLayer()  # Redis answers again
+    while hub.down:  # for RETRY_SECONDS after a failure, joins fail at once
+        await asyncio.sleep(0.05)
+    viewer = Closable()
+    await asyncio.wait_for(hub.join(1, viewer), timeout=5)
+    assert hub.sites == {1: {viewer}}
+    hub.close()
+
+
+async def test_open_sockets_are_closed_with_4503_when_the_layer_hangs_and_the_ticker_goes_on(
+    website, quick_layer_bounds
+):
+    hub = live.hub()
+    hub._layer = layer = HungLayer()
+    hub.channel = "hub-channel"
+    viewers = {Closable(), Closable()}
+    hub.sites[website.pk] = set(viewers)
+    live.ensure_ticker()
+
+    deadline = time.monotonic() + 5
+    while not all(viewer.closed for viewer in viewers):
+        assert time.monotonic() < deadline, "the sockets were not told within 5s"
+        await asyncio.sleep(0.05)
+    assert all(viewer.closed == ["unavailable"] for viewer in viewers)
+    # The ticker was not stuck in that call: it tries the layer again on the next ticks.
+    while layer.calls.count("group_add") < 2:
+        assert time.monotonic() < deadline, f"the ticker stopped: {layer.calls}"
+        await asyncio.sleep(0.05)
