@@ -274,6 +274,19 @@ def assert_pushes_after_an_event(
         return time.monotonic() - start
 
 
+def pushes_resume(base: str, url: str, code: str, when: str) -> tuple[float, float]:
+    """Wait until a fresh socket gets its snapshot and a push again: (seconds from the
+    event to its push, seconds this took)."""
+    start = time.monotonic()
+    pushed_in = poll(
+        lambda: assert_pushes_after_an_event(base, url, code, new_visitor(), timeout=2.0),
+        20,
+        interval=0.2,
+        what=f"widget snapshot and push {when}",
+    )
+    return pushed_in, time.monotonic() - start
+
+
 # --- Private Redis and PostgreSQL
 
 
@@ -492,14 +505,7 @@ def test_redis_outage_loses_no_event_and_widgets_recover(site, private_redis, se
 
     # Redis comes back on the same port; the same server recovers without a restart.
     private_redis.start()
-    back = time.monotonic()
-    pushed_in = poll(
-        lambda: assert_pushes_after_an_event(base, widget, code, new_visitor(), timeout=2.0),
-        20,
-        interval=0.2,
-        what="widget snapshot and push after Redis came back",
-    )
-    recovered = time.monotonic() - back
+    pushed_in, recovered = pushes_resume(base, widget, code, "after Redis came back")
     health = poll(lambda: (a := http(base + "/healthz")).status == 200 and a, 10, what="healthz")
     assert health.body == {"status": "ok", "database": "ok", "redis": "ok"}
     for url in read_urls(base, code, site.website_id):
@@ -675,15 +681,8 @@ def test_a_frozen_redis_closes_sockets_with_4503_and_everything_recovers(
         assert dropped.rcvd is not None and dropped.rcvd.code == 4503, dropped
         old_seconds = time.monotonic() - frozen
         assert closed_code(widget, 6)[0] == 4503
-    thawed = time.monotonic()
 
-    pushed_in = poll(
-        lambda: assert_pushes_after_an_event(base, widget, code, new_visitor(), timeout=2.0),
-        20,
-        interval=0.2,
-        what="widget snapshot and push after Redis was thawed",
-    )
-    recovered = time.monotonic() - thawed
+    pushed_in, recovered = pushes_resume(base, widget, code, "after Redis was thawed")
     with widget_socket(ws_url(base, f"/ws/realtime/{other.website_id}")) as (_, realtime):
         assert realtime["visitors"]["current"] == 0, realtime
     print(
