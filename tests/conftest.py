@@ -9,7 +9,7 @@ import pytest
 from django.core.cache import cache
 
 from tests.servers import ServerProcess, end_other_sessions, free_port, server_env
-from zenovay import live, salts
+from zenovay import ingest, live, salts
 from zenovay.models import Website
 
 DESKTOP_UA = (
@@ -29,6 +29,7 @@ def _clean_process_state(settings):
     # Tests send from one address what many visitors would; the limit's own tests set it.
     settings.ZENOVAY_COLLECT_PER_MINUTE = 0
     cache.clear()
+    ingest.forget_recent(list(ingest._recent))
     salts.forget_cached_salt()
     live.take_changed()
     yield

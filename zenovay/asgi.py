@@ -1,4 +1,5 @@
-"""ASGI entry point: Django for HTTP, Channels for the widgets' WebSockets."""
+"""ASGI entry point, the one place (with urls.py) that composes the apps: Django for HTTP,
+the collect fast path before it, Channels for the widgets' WebSockets."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from django.core.asgi import get_asgi_application
 # so one process is a complete deployment; a proxy or CDN in front may still cache them.
 django_application = ASGIStaticFilesHandler(get_asgi_application())
 
+from api.collect import CollectFastPath  # noqa: E402
 from widgets.routing import websocket_urlpatterns  # noqa: E402
 from zenovay.infra.guard import Guard  # noqa: E402
 
@@ -21,10 +23,11 @@ from zenovay.infra.guard import Guard  # noqa: E402
 # Only the owner dashboard's sockets read the session (see widgets.routing), and check
 # that the page opening them is on this server (see widgets.consumers).
 # Guard: body limits and timeouts on every path, WebSockets per client (see its docstring).
+# POST /e/collect, the hot path, is answered before Django (see api.collect).
 application = Guard(
     ProtocolTypeRouter(
         {
-            "http": django_application,
+            "http": CollectFastPath(django_application),
             "websocket": URLRouter(websocket_urlpatterns),
         }
     )

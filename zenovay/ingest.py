@@ -12,15 +12,17 @@ import ipaddress
 import json
 import math
 import re
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from zenovay import clientinfo, ids, live, pagepaths, salts, shared_cache
-from zenovay.models import Event, Session, Website
+from zenovay.models import Event, Website
 
 MAX_BODY_BYTES = 4096
 SESSION_GAP = dt.timedelta(minutes=30)
@@ -89,14 +91,20 @@ def collect(*, body: bytes, client: Client, now: dt.datetime | None = None) -> s
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"The body is over {MAX_BODY_BYTES} bytes.")
     payload = parse_payload(body)
-    website = website_by_code(payload.code)
+    website = check_source(website_by_code(payload.code), payload, client)
+    return record_event(website=website, payload=payload, client=client, now=now)
+
+
+def check_source(website: Website | None, payload: Payload, client: Client) -> Website:
+    """The website, if the event may come from where it says: its page and the browser's
+    Origin must be the website's hosts."""
     if website is None:
         raise NotFound("No enabled website has this tracking code.")
     if not website.allows_host(payload.hostname):
         raise Forbidden(f"The page's host is not {website.domain} or one of its hostnames.")
     if not _origin_allowed(website, client.origin):
         raise Forbidden(f"The sending page's origin is not {website.domain} or one of its hosts.")
-    return record_event(website=website, payload=payload, client=client, now=now)
+    return website
 
 
 def _origin_allowed(website: Website, origin: str | None) -> bool:
@@ -114,10 +122,43 @@ def _origin_allowed(website: Website, origin: str | None) -> bool:
     return url.scheme in ("http", "https") and bool(host) and website.allows_host(host)
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An accepted event, identified and classified, ready to be written."""
+
+    website_pk: int
+    visitor: int
+    ts: dt.datetime
+    payload: Payload
+    country: str
+    device: str
+    browser: str
+    os: str
+
+
 def record_event(
     *, website: Website, payload: Payload, client: Client, now: dt.datetime | None = None
 ) -> str | None:
-    """Store one event and update its session; the reason when it is dropped on purpose."""
+    """Store one event and update its session, committed; the reason when dropped on purpose.
+
+    The synchronous way in (`manage.py simulate`, tests); collect requests go through the
+    group commit (`zenovay.writer`), which calls `store` with many events at once."""
+    accepted = accept(website=website, payload=payload, client=client, now=now)
+    if isinstance(accepted, str):
+        return accepted
+    store([accepted])
+    return None
+
+
+def accept(
+    *,
+    website: Website,
+    payload: Payload,
+    client: Client,
+    now: dt.datetime | None = None,
+    salt: bytes | None = None,
+) -> Pending | str:
+    """Identify and classify an event (CPU only, given the salt); the reason when dropped."""
     agent = clientinfo.parse_agent(client.user_agent)
     if agent.is_bot:
         return "bot"
@@ -127,108 +168,243 @@ def record_event(
         return "excluded_ip"
     now = now or timezone.now()
     visitor = salts.visitor_id(
-        salt=salts.salt_for(now),
+        salt=salt if salt is not None else salts.salt_for(now),
         website_pk=website.pk,
         ip=str(client.ip or ""),
         user_agent=client.user_agent,
     )
     if payload.referrer_host and website.allows_host(payload.referrer_host):
         payload.referrer_host = ""  # internal navigation is not a referral
-    facts = {
-        "country": client.country,
-        "device": agent.device,
-        "browser": agent.browser,
-        "os": agent.os,
-    }
-    with transaction.atomic():
-        if not _extend_session(website.pk, visitor, payload, now):
-            _start_session(website, visitor, payload, facts, now)
-        _insert_event(website.pk, visitor, payload, facts, now)
-        transaction.on_commit(lambda: live.site_changed(website.pk), robust=True)
-    return None
+    return Pending(
+        website_pk=website.pk,
+        visitor=visitor,
+        ts=now,
+        payload=payload,
+        country=client.country,
+        device=agent.device,
+        browser=agent.browser,
+        os=agent.os,
+    )
 
 
-# The write path runs for every event, so it is two precomposed statements rather than
-# ORM calls (which cost more CPU than the database work itself). Column names are the
-# models' own; tests/test_ingest.py checks what lands in them.
+# --- Storing a batch: one transaction, a few statements whatever its size.
+#
+# The write path runs for every event, so it is precomposed SQL rather than ORM calls
+# (which cost more CPU than the database work itself). Column names are the models' own;
+# tests/test_ingest.py checks what lands in them.
 
-_EXTEND_SESSION = """
-    UPDATE zenovay_session
-       SET last_event_at = {greatest}(last_event_at, %s),
-           pageviews = pageviews + %s,
-           custom_events = custom_events + %s,
-           exit_path = CASE WHEN %s THEN %s ELSE exit_path END
-     WHERE id = (SELECT id FROM zenovay_session
-                  WHERE website_id = %s AND visitor = %s AND last_event_at >= %s
-                  ORDER BY last_event_at DESC LIMIT 1)
-"""
+
+@dataclass(slots=True)
+class _Session:
+    """A visitor's session as the batch sees it: loaded (with its id) or begun here."""
+
+    id: int | None
+    started_at: dt.datetime
+    last_event_at: dt.datetime
+    pageviews: int
+    custom_events: int
+    entry_path: str
+    exit_path: str
+    facts: tuple[str, ...]  # referrer host, utm source/medium/campaign, country, device, ...
+    dirty: bool = False
+
+
+_SESSION_FACTS = "referrer_host, utm_source, utm_medium, utm_campaign, country, device, browser, os"
+_SESSION_COLUMNS = (
+    "started_at, last_event_at, pageviews, custom_events, entry_path, exit_path, " + _SESSION_FACTS
+)
 _EVENT_COLUMNS = (
     "website_id, ts, type, visitor, path, hostname, referrer_host, utm_source, utm_medium,"
     " utm_campaign, name, props, engaged_ms, country, device, browser, os"
 )
-_PLACEHOLDERS = ", ".join(["%s"] * 17)
-_INSERT_EVENT = f"INSERT INTO zenovay_event ({_EVENT_COLUMNS}) VALUES ({_PLACEHOLDERS})"  # noqa: S608
 
 
-def _extend_session(website_pk: int, visitor: int, payload: Payload, now: dt.datetime) -> bool:
-    """Extend the visitor's open session (the common case); False when there is none."""
-    is_pageview = payload.type == Event.PAGEVIEW
-    ops = connection.ops
-    greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _EXTEND_SESSION.format(greatest=greatest),
-            [
-                ops.adapt_datetimefield_value(now),
-                int(is_pageview),
-                int(payload.type == Event.CUSTOM),
-                is_pageview,
-                payload.path,
-                website_pk,
-                visitor,
-                ops.adapt_datetimefield_value(now - SESSION_GAP),
-            ],
-        )
-        return cursor.rowcount > 0
+def _insert(table: str, columns: str) -> str:
+    placeholders = ", ".join(["%s"] * (columns.count(",") + 1))
+    return f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
 
 
-def _start_session(
-    website: Website, visitor: int, payload: Payload, facts: dict[str, str], now: dt.datetime
-) -> None:
-    """A new session starts with a pageview or a custom event; engagement alone starts none."""
-    if payload.type == Event.ENGAGEMENT:
+_INSERT_EVENT = _insert("zenovay_event", _EVENT_COLUMNS)
+_INSERT_SESSION = _insert("zenovay_session", "website_id, visitor, " + _SESSION_COLUMNS)
+_UPDATE_SESSION = (
+    "UPDATE zenovay_session SET last_event_at = %s, pageviews = %s, custom_events = %s,"
+    " exit_path = %s WHERE id = %s"
+)
+
+
+def store(batch: Sequence[Pending]) -> list[tuple[Pending, _Session | None, _Session | None]]:
+    """Write a batch of events and their sessions in one transaction, in order.
+
+    Returns, per event, its session before and after it (None before: the event began
+    the session, or there is none; None after: an engagement event with no open
+    session, which begins none). On PostgreSQL the batch first takes a transaction-level
+    advisory lock per visitor, in a fixed order (so batches never deadlock): two
+    processes writing a new visitor's first events at the same moment take turns, and
+    the second one sees the first one's session, so a visitor never has two open
+    sessions. SQLite has one writer at a time (IMMEDIATE transactions) already.
+    """
+    changes = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        _lock_visitors(cursor, batch)
+        sessions = _open_sessions(cursor, batch)
+        for pending in batch:
+            key = (pending.website_pk, pending.visitor)
+            before = sessions.get(key)
+            if before is not None and before.last_event_at < pending.ts - SESSION_GAP:
+                before = None  # that session has ended
+            after = _advance(before, pending)
+            if after is not None:
+                sessions[key] = after
+            changes.append((pending, before, after))
+        _write_sessions(cursor, sessions)
+        _write_events(cursor, batch)
+        for website_pk in {pending.website_pk for pending in batch}:
+            transaction.on_commit(lambda pk=website_pk: live.site_changed(pk), robust=True)
+    return changes
+
+
+def _lock_visitors(cursor, batch: Sequence[Pending]) -> None:
+    if connection.vendor != "postgresql":
         return
-    is_pageview = payload.type == Event.PAGEVIEW
-    Session.objects.create(
-        website=website,
-        visitor=visitor,
-        started_at=now,
-        last_event_at=now,
-        pageviews=int(is_pageview),
-        custom_events=int(payload.type == Event.CUSTOM),
-        entry_path=payload.path,
-        exit_path=payload.path if is_pageview else "",
-        referrer_host=payload.referrer_host,
-        utm_source=payload.utm_source,
-        utm_medium=payload.utm_medium,
-        utm_campaign=payload.utm_campaign,
-        **facts,
+    keys = sorted({_lock_key(pending.website_pk, pending.visitor) for pending in batch})
+    cursor.execute(
+        "SELECT count(pg_advisory_xact_lock(k)) FROM"
+        " (SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) AS keys",
+        [keys],
     )
 
 
-def _insert_event(
-    website_pk: int, visitor: int, payload: Payload, facts: dict[str, str], now: dt.datetime
-) -> None:
+def _lock_key(website_pk: int, visitor: int) -> int:
+    """One signed 64-bit advisory lock key per (website, visitor); a collision only waits."""
+    mixed = (visitor ^ (website_pk * 0x9E3779B97F4A7C15)) & 0xFFFFFFFFFFFFFFFF
+    return mixed - (1 << 64) if mixed >= 1 << 63 else mixed
+
+
+def _open_sessions(cursor, batch: Sequence[Pending]) -> dict[tuple[int, int], _Session]:
+    """The latest session of each visitor of the batch that may still be open."""
+    websites = sorted({pending.website_pk for pending in batch})
+    visitors = sorted({pending.visitor for pending in batch})
+    since = min(pending.ts for pending in batch) - SESSION_GAP
     ops = connection.ops
-    props = None if payload.props is None else ops.adapt_json_value(payload.props, None)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT_EVENT,
+    cursor.execute(
+        f"SELECT id, website_id, visitor, {_SESSION_COLUMNS} FROM zenovay_session"  # noqa: S608
+        f" WHERE website_id IN ({', '.join(['%s'] * len(websites))})"
+        f" AND visitor IN ({', '.join(['%s'] * len(visitors))})"
+        " AND last_event_at >= %s ORDER BY last_event_at",
+        [*websites, *visitors, ops.adapt_datetimefield_value(since)],
+    )
+    found: dict[tuple[int, int], _Session] = {}
+    for row in cursor.fetchall():
+        pk, website_pk, visitor, started, last, pageviews, custom, entry, exit_path, *facts = row
+        found[(website_pk, visitor)] = _Session(  # ordered: the latest one wins
+            id=pk,
+            started_at=_aware(started),
+            last_event_at=_aware(last),
+            pageviews=pageviews,
+            custom_events=custom,
+            entry_path=entry,
+            exit_path=exit_path,
+            facts=tuple(facts),
+        )
+    return found
+
+
+def _aware(value: dt.datetime | str) -> dt.datetime:
+    """A datetime column as read by a raw cursor: SQLite gives naive UTC (or text)."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _advance(session: _Session | None, pending: Pending) -> _Session | None:
+    """The session after this event: extended, begun, or none (engagement alone begins none)."""
+    payload = pending.payload
+    is_pageview = payload.type == Event.PAGEVIEW
+    is_custom = payload.type == Event.CUSTOM
+    if session is None:
+        if payload.type == Event.ENGAGEMENT:
+            return None
+        return _Session(
+            id=None,
+            started_at=pending.ts,
+            last_event_at=pending.ts,
+            pageviews=int(is_pageview),
+            custom_events=int(is_custom),
+            entry_path=payload.path,
+            exit_path=payload.path if is_pageview else "",
+            facts=(
+                payload.referrer_host,
+                payload.utm_source,
+                payload.utm_medium,
+                payload.utm_campaign,
+                pending.country,
+                pending.device,
+                pending.browser,
+                pending.os,
+            ),
+            dirty=True,
+        )
+    return _Session(
+        id=session.id,
+        started_at=session.started_at,
+        last_event_at=max(session.last_event_at, pending.ts),
+        pageviews=session.pageviews + int(is_pageview),
+        custom_events=session.custom_events + int(is_custom),
+        entry_path=session.entry_path,
+        exit_path=payload.path if is_pageview else session.exit_path,
+        facts=session.facts,
+        dirty=True,
+    )
+
+
+def _write_sessions(cursor, sessions: dict[tuple[int, int], _Session]) -> None:
+    adapt = connection.ops.adapt_datetimefield_value
+    updates, inserts = [], []
+    for (website_pk, visitor), session in sessions.items():
+        if not session.dirty:
+            continue
+        if session.id is not None:
+            updates.append(
+                [
+                    adapt(session.last_event_at),
+                    session.pageviews,
+                    session.custom_events,
+                    session.exit_path,
+                    session.id,
+                ]
+            )
+        else:
+            inserts.append(
+                [
+                    website_pk,
+                    visitor,
+                    adapt(session.started_at),
+                    adapt(session.last_event_at),
+                    session.pageviews,
+                    session.custom_events,
+                    session.entry_path,
+                    session.exit_path,
+                    *session.facts,
+                ]
+            )
+    if updates:
+        cursor.executemany(_UPDATE_SESSION, updates)
+    if inserts:
+        cursor.executemany(_INSERT_SESSION, inserts)
+
+
+def _write_events(cursor, batch: Sequence[Pending]) -> None:
+    ops = connection.ops
+    rows = []
+    for pending in batch:
+        payload = pending.payload
+        props = None if payload.props is None else ops.adapt_json_value(payload.props, None)
+        rows.append(
             [
-                website_pk,
-                ops.adapt_datetimefield_value(now),
+                pending.website_pk,
+                ops.adapt_datetimefield_value(pending.ts),
                 payload.type,
-                visitor,
+                pending.visitor,
                 payload.path,
                 payload.hostname,
                 payload.referrer_host,
@@ -238,12 +414,13 @@ def _insert_event(
                 payload.name,
                 props,
                 payload.engaged_ms,
-                facts["country"],
-                facts["device"],
-                facts["browser"],
-                facts["os"],
-            ],
+                pending.country,
+                pending.device,
+                pending.browser,
+                pending.os,
+            ]
         )
+    cursor.executemany(_INSERT_EVENT, rows)
 
 
 # --- Website lookup, cached in the shared cache and invalidated on save.
@@ -272,7 +449,33 @@ def _cached_website(kind: str, value: str, **lookup: str) -> Website | None:
     if found is None:
         found = Website.objects.filter(enabled=True, **lookup).first() or False
         shared_cache.set(key, found, WEBSITE_CACHE_SECONDS)
+    _recent[key] = (time.monotonic() + RECENT_SECONDS, found)
     return found or None
+
+
+# Collect looks its website up for every event: this process remembers each answer for a
+# second, so a busy site costs one shared-cache read a second, not one per event. Another
+# process's change (a disabled site, a regenerated code) reaches this one within that second;
+# this process's own changes at once (`forget_recent`, from the save signal).
+RECENT_SECONDS = 1.0
+RECENT_MAX = 10_000
+_recent: dict[str, tuple[float, Website | Literal[False]]] = {}
+
+
+def recent_website_by_code(code: str) -> Website | Literal[False] | None:
+    """What `website_by_code` answered within the last second: a Website, False for none,
+    or None when this process does not know (then ask `website_by_code`, which may query)."""
+    found = _recent.get(website_cache_key("code", code))
+    if found is None or found[0] < time.monotonic():
+        if len(_recent) > RECENT_MAX:
+            _recent.clear()
+        return None
+    return found[1] or False
+
+
+def forget_recent(keys: list[str]) -> None:
+    for key in keys:
+        _recent.pop(key, None)
 
 
 # --- Payload parsing: everything from the internet is hostile.

@@ -46,6 +46,12 @@ def period_of(now: dt.datetime, rotation: str | None = None) -> str:
     return f"{day:%Y-%m}"
 
 
+def known_salt(now: dt.datetime) -> bytes | None:
+    """The period's secret if this process holds it already (no database), else None."""
+    cached = _current
+    return cached[1] if cached is not None and cached[0] == period_of(now) else None
+
+
 def salt_for(now: dt.datetime) -> bytes:
     """The secret of the period containing `now`, creating it (and retiring others) once."""
     global _current

@@ -10,7 +10,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from zenovay import shared_cache, store
-from zenovay.ingest import website_cache_key
+from zenovay.ingest import forget_recent, website_cache_key
 from zenovay.models import Website
 
 
@@ -19,10 +19,10 @@ def forget_website(sender: type[Website], instance: Website, **kwargs: object) -
     codes = [instance.tracking_code]
     if old := getattr(instance, "_previous_tracking_code", None):
         codes.append(old)
-    shared_cache.delete_many(
-        [website_cache_key("code", code) for code in codes]
-        + [website_cache_key("id", instance.website_id)]
-    )
+    cached = [website_cache_key("code", code) for code in codes]
+    cached.append(website_cache_key("id", instance.website_id))
+    shared_cache.delete_many(cached)
+    forget_recent(cached)
     keys: list[str] = []
     for code in codes:
         keys += store.website_response_keys(code, instance.website_id)

@@ -1,0 +1,90 @@
+"""Group commit: the events of concurrent collect requests are written together.
+
+A request hands its accepted event to `submit()` and waits. While the database thread is
+busy with one batch, the events that arrive meanwhile queue up; as soon as it is free they
+are written as the next batch, in one transaction (`ingest.store`). So under load a batch
+holds whatever came during one commit (up to `MAX_BATCH`), and alone an event is written
+at once: batching adds no waiting of its own. A request is answered only after its own
+batch has committed, so an acknowledged event is never lost.
+
+A batch that fails fails only its own requests. When the database is unreachable they all
+get its error (each would fail alike); when the batch itself is refused (a constraint, bad
+data) each of its events is written again alone, so one poisoned event costs only itself.
+
+The queue and the flushing task belong to the running event loop (tests run many loops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Sequence
+
+from django.db import DatabaseError, InterfaceError, OperationalError
+
+from zenovay import db, ingest
+
+log = logging.getLogger("zenovay.writer")
+MAX_BATCH = 500
+
+
+class _Queue:
+    def __init__(self) -> None:
+        self.waiting: list[tuple[ingest.Pending, asyncio.Future[None]]] = []
+        self.flushing: asyncio.Task[None] | None = None
+
+
+_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = weakref.WeakKeyDictionary()
+
+
+async def submit(pending: ingest.Pending) -> None:
+    """Write the event with whatever else is waiting; returns once it is committed."""
+    loop = asyncio.get_running_loop()
+    queue = _queues.get(loop)
+    if queue is None:
+        queue = _queues[loop] = _Queue()
+    done: asyncio.Future[None] = loop.create_future()
+    queue.waiting.append((pending, done))
+    if queue.flushing is None or queue.flushing.done():
+        queue.flushing = loop.create_task(_flush(queue))
+    await done
+
+
+async def _flush(queue: _Queue) -> None:
+    """Write batches until nothing waits; the task ends then (a new one starts on demand)."""
+    await asyncio.sleep(0)  # requests that are ready in this turn of the loop join in
+    while queue.waiting:
+        batch, queue.waiting = queue.waiting[:MAX_BATCH], queue.waiting[MAX_BATCH:]
+        await _write(batch)
+
+
+async def _write(batch: Sequence[tuple[ingest.Pending, asyncio.Future[None]]]) -> None:
+    try:
+        await db.run(ingest.store, [pending for pending, _ in batch])
+    except (OperationalError, InterfaceError) as exc:  # unreachable: every event alike
+        _settle(batch, exc)
+    except DatabaseError as exc:
+        if len(batch) == 1:
+            _settle(batch, exc)
+            return
+        log.warning("a batch of %d events was refused, writing each alone: %r", len(batch), exc)
+        for one in batch:
+            await _write([one])
+    except Exception as exc:  # a bug: the requests fail (500), the flusher goes on
+        log.exception("writing a batch of %d events failed", len(batch))
+        _settle(batch, exc)
+    else:
+        _settle(batch, None)
+
+
+def _settle(
+    batch: Sequence[tuple[ingest.Pending, asyncio.Future[None]]], error: BaseException | None
+) -> None:
+    for _, done in batch:
+        if done.done():  # its request was cancelled (the client left)
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
