@@ -39,8 +39,11 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
 # --- A server whose snippets point at itself, and a browser
 
 
-@pytest.fixture(scope="module")
-def dashboard_server(django_db_setup, django_db_blocker) -> Iterator[ServerProcess]:
+@pytest.fixture
+def dashboard_server(transactional_db) -> Iterator[ServerProcess]:
+    """A server of each test's own: a server process caches content type ids (the admin's
+    change form does), and the flush after a transactional test recreates those rows with
+    new ids, so a server shared by the module could log an admin action under a stale one."""
     port = free_port()
     process = ServerProcess(
         port=port, env=server_env(ZENOVAY_PUBLIC_URL=f"http://127.0.0.1:{port}")
