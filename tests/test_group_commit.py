@@ -1,0 +1,132 @@
+"""The write path under concurrency (issue 12): group commit, failures confined to their
+own requests, and one open session per visitor whatever the number of processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import urllib.request
+
+import pytest
+from django.db import DataError
+from django.db.models import Count
+from django.utils import timezone
+
+from tests.conftest import DESKTOP_UA
+from zenovay import ingest, salts, writer
+from zenovay.models import Event, Session, Website
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def shop(transactional_db) -> Website:
+    salts.salt_for(timezone.now())  # so that accept() needs no database in the async tests
+    return Website.objects.create(domain="shop.example", name="Shop")
+
+
+def pending(website: Website, path: str, agent: str = DESKTOP_UA) -> ingest.Pending:
+    body = json.dumps(
+        {"code": website.tracking_code, "type": "pageview", "url": f"https://shop.example{path}"}
+    ).encode()
+    client = ingest.Client(ip=None, country="", user_agent=agent)
+    accepted = ingest.accept(website=website, payload=ingest.parse_payload(body), client=client)
+    assert isinstance(accepted, ingest.Pending)
+    return accepted
+
+
+@pytest.fixture
+def batches(monkeypatch) -> list[int]:
+    """The size of every batch `ingest.store` is handed."""
+    sizes: list[int] = []
+    store = ingest.store
+
+    def counting(batch):
+        sizes.append(len(batch))
+        return store(batch)
+
+    monkeypatch.setattr(ingest, "store", counting)
+    return sizes
+
+
+async def test_concurrent_events_are_written_in_few_transactions(shop, batches):
+    events = [pending(shop, f"/p{n}") for n in range(60)]
+    await asyncio.gather(*(writer.submit(event) for event in events))
+    assert sum(batches) == 60
+    assert len(batches) < 10, batches  # one batch per commit, not one per event
+    assert await Event.objects.acount() == 60
+
+
+async def test_an_event_alone_is_written_at_once(shop, batches):
+    await writer.submit(pending(shop, "/alone"))
+    assert batches == [1]
+    assert await Event.objects.filter(path="/alone").aexists()
+
+
+async def test_a_refused_batch_fails_only_the_event_that_caused_it(shop, monkeypatch):
+    store = ingest.store
+
+    def refusing(batch):
+        if any(item.payload.path == "/poison" for item in batch):
+            raise DataError("value out of range")  # what bad data gets from the database
+        return store(batch)
+
+    monkeypatch.setattr(ingest, "store", refusing)
+    events = [pending(shop, f"/p{n}") for n in range(10)]
+    events.insert(5, pending(shop, "/poison"))
+    results = await asyncio.gather(
+        *(writer.submit(event) for event in events), return_exceptions=True
+    )
+    assert [type(result).__name__ for result in results].count("DataError") == 1
+    assert isinstance(results[5], DataError)
+    assert await Event.objects.acount() == 10
+    assert not await Event.objects.filter(path="/poison").aexists()
+
+
+async def test_a_visitors_events_in_one_batch_make_one_session(shop):
+    events = [pending(shop, f"/p{n}") for n in range(5)]
+    await asyncio.gather(*(writer.submit(event) for event in events))
+    session = await Session.objects.aget()
+    assert session.pageviews == 5
+    assert session.entry_path == "/p0"
+    assert session.exit_path == "/p4"
+
+
+def post(url: str, code: str, agent: str, path: str) -> int:
+    body = json.dumps({"code": code, "type": "pageview", "url": f"https://shop.example{path}"})
+    request = urllib.request.Request(
+        url + "/e/collect",
+        data=body.encode(),
+        headers={"Content-Type": "text/plain", "User-Agent": agent},
+    )
+    with urllib.request.urlopen(request, timeout=20) as response:
+        return response.status
+
+
+@pytest.mark.faults
+def test_first_pageviews_at_once_on_several_processes_open_one_session_per_visitor(launch, shop):
+    servers = [launch("serve") for _ in range(3)]
+    agents = [f"{DESKTOP_UA} visitor/{n}" for n in range(60)]
+    start = threading.Barrier(len(agents) * len(servers))
+    statuses: list[int] = []
+
+    def visit(server, agent: str, n: int) -> None:
+        start.wait()
+        statuses.append(post(server.url, shop.tracking_code, agent, f"/page{n}"))
+
+    threads = [
+        threading.Thread(target=visit, args=(server, agent, n))
+        for agent in agents
+        for n, server in enumerate(servers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert statuses == [202] * len(threads)
+    assert Event.objects.count() == len(threads)
+    doubled = Session.objects.values("visitor").annotate(n=Count("id")).filter(n__gt=1)
+    assert list(doubled) == []
+    assert Session.objects.count() == len(agents)
+    assert sorted(Session.objects.values_list("pageviews", flat=True)) == [3] * len(agents)
