@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import zoneinfo
@@ -51,6 +52,18 @@ def validate_networks(value: str) -> None:
 
 def split_lines(value: str) -> list[str]:
     return [item.strip() for item in re.split(r"[\s,]+", value or "") if item.strip()]
+
+
+# Collect checks every event against its website's hosts and excluded ranges: parsed
+# once per distinct setting, not once per event.
+@functools.lru_cache(maxsize=1024)
+def _hostnames(value: str) -> frozenset[str]:
+    return frozenset(split_lines(value))
+
+
+@functools.lru_cache(maxsize=1024)
+def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in split_lines(value))
 
 
 class Website(models.Model):
@@ -121,14 +134,13 @@ class Website(models.Model):
         host = host.lower().rstrip(".")
         if host == self.domain or host.endswith("." + self.domain):
             return True
-        return host in split_lines(self.extra_hostnames)
+        return host in _hostnames(self.extra_hostnames)
 
     def excludes_ip(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-        for cidr in split_lines(self.excluded_ips):
-            network = ipaddress.ip_network(cidr, strict=False)
-            if ip.version == network.version and ip in network:
-                return True
-        return False
+        return any(
+            ip.version == network.version and ip in network
+            for network in _networks(self.excluded_ips)
+        )
 
 
 class Event(models.Model):
