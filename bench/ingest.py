@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Ingest throughput: POST /e/collect against an empty Django view, on one real server.
+"""Ingest throughput: POST /e/collect against a bare ASGI app, on real servers (issue 12).
 
-    bench/ingest.py [--db sqlite|postgres|both] [--seconds 10] [--connections 32]
-                    [--server daphne|uvicorn] [--endpoints empty,json,collect]
+    bench/ingest.py [--db sqlite|postgres|both] [--seconds 8] [--connections 32,256]
+                    [--processes 1,2] [--server serve] [--endpoints bare,collect]
                     [--redis-url redis://127.0.0.1:6379/14] [--env NAME=VALUE ...]
 
 `bench/ingest.py` re-runs itself with the project's .venv python, so it is the same
@@ -11,26 +11,30 @@ as `.venv/bin/python bench/ingest.py`. Needs wrk, and PostgreSQL for --db postgr
 For each database - a SQLite file in a temporary directory (the embedded default:
 no DATABASE_URL) and a PostgreSQL database created for the run and dropped after it
 (--pg-url, default zenovay_bench on 127.0.0.1, user postgres) - it migrates, adds
-the website bench.example, starts ONE server (bench views on: ZENOVAY_BENCH_VIEWS=1;
-127.0.0.1 a trusted proxy so X-Forwarded-For gives each request its visitor), and
-for every endpoint warms up, then runs `wrk --latency` with the same duration and
-connections (bench/ingest.lua):
+the website bench.example, and for each number of connections (--connections) runs
+wrk --latency (bench/ingest.lua) against:
 
-    empty    GET  /bench/empty   Django's middleware and routing, nothing else
-    json     POST /bench/json    collect's decorators and body read, no ingest
-    collect  POST /e/collect     a tracker pageview: text/plain JSON, desktop Chrome
-                                 user agents, rotating pages, referrers and XFF
+    bare     bench/bare.py on plain uvicorn (httptools): reads the body, parses its JSON,
+             answers 202. The ceiling: what any collect endpoint costs on this server.
+    collect  POST /e/collect on --processes server processes (default `manage.py serve`;
+             two processes only on PostgreSQL: SQLite has one writer), each with its
+             share of the connections: tracker pageviews, text/plain JSON, desktop
+             Chrome user agents, rotating pages, referrers and X-Forwarded-For
+    empty    GET /bench/empty, Django's middleware and routing (with --endpoints)
+    json     POST /bench/json, collect's old decorators and body read (with --endpoints)
 
 It prints requests/s, 2xx/s, p50, p99, non-2xx responses, socket errors, server CPU
-time per request and the ratio collect/empty of 2xx/s per database (goal >= 0.5).
-The measured collect run sends pages of www.bench.example (the warm-up those of
-warmup.bench.example); once the server has stopped, the events stored for that host
-are set beside wrk's 2xx count. Results also go to var/bench-ingest.json (--json).
+time per request, and per database and number of connections collect/bare of 2xx/s
+and two processes over one. Goals: collect >= 3,000/s on one process, p99 <= 100 ms at
+256 connections, two processes on PostgreSQL >= 1.7x one, and every 202 stored: each
+measured collect run sends pages of its own host of the site (warm-ups those of
+warmup.bench.example), and once the servers have stopped the events stored for that
+host are set beside wrk's 2xx count. Results also go to var/bench-ingest.json (--json).
 Exit status 1 when a response was not 2xx, a socket error occurred or the stored
 events do not match the 2xx count (up to --connections more are fine: requests in
 flight when wrk stops still commit).
 
-Other processes on the machine skew requests/s (wrk and the server share the CPUs);
+Other processes on the machine skew requests/s (wrk and the servers share the CPUs);
 server CPU per request is steadier. The load average is printed before each run.
 """
 
@@ -40,9 +44,10 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
-from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from common import (
@@ -51,30 +56,43 @@ from common import (
     ROOT,
     SERVERS,
     Database,
+    code_version,
     ensure_venv,
     exit_on_sigterm,
+    format_table,
+    free_port,
     postgres_database,
     prepare,
     process_cpu_seconds,
-    run_wrk,
     server_env,
     sqlite_database,
+    wait_for_port,
     wait_idle,
+    wrk_command,
+    wrk_result,
 )
 
 LUA_SCRIPT = Path(__file__).resolve().with_name("ingest.lua")
-# Pages of the warm-up and of the measured run are on different hosts of the site, so
-# the events of the measured run can be counted alone once the server has stopped.
+# Pages of the warm-ups and of each measured run are on different hosts of the site, so
+# the events of each measured run can be counted alone once the servers have stopped.
 WARMUP_HOST = f"warmup.{DOMAIN}"
-RUN_HOST = f"www.{DOMAIN}"
-GOAL_RATIO = 0.5
-ENDPOINT_PATHS = {"empty": "/bench/empty", "json": "/bench/json", "collect": "/e/collect"}
+GOAL_RPS = 3000
+GOAL_P99_MS = 100
+GOAL_SCALING = 1.7
+ENDPOINT_PATHS = {
+    "bare": "/e/collect",
+    "empty": "/bench/empty",
+    "json": "/bench/json",
+    "collect": "/e/collect",
+}
 
 
 @dataclass
 class Run:
     database: str
     endpoint: str
+    processes: int
+    connections: int
     requests: int
     seconds: float
     rps: float
@@ -82,8 +100,9 @@ class Run:
     p99_ms: float
     statuses: dict[str, int]
     socket_errors: int
-    server_cpu_us: float  # server process CPU time (user + system) per completed request
+    server_cpu_us: float  # server processes' CPU time (user + system) per completed request
     load_before: float
+    host: str = ""
     events_stored: int | None = None
 
     @property
@@ -99,187 +118,269 @@ class Run:
         return self.ok_count / self.seconds if self.seconds else 0.0
 
 
-@dataclass
-class DatabaseResult:
-    database: str
-    server: str
-    runs: list[Run] = field(default_factory=list)
-
-    def ok_rps(self, endpoint: str) -> float | None:
-        return next((r.ok_rps for r in self.runs if r.endpoint == endpoint), None)
-
-    @property
-    def ratio(self) -> float | None:
-        """2xx/s of collect over 2xx/s of empty: failed requests count for nothing."""
-        collect, empty = self.ok_rps("collect"), self.ok_rps("empty")
-        return collect / empty if collect is not None and empty else None
-
-
-# --- Load generation.
-
-
 @dataclass(frozen=True)
 class Load:
     seconds: int
     warmup: int
-    connections: int
     threads: int
     visitors: int
 
 
-def wrk(url: str, endpoint: str, code: str, load: Load, seconds: int, host: str) -> dict:
-    """One wrk run; the summary bench/ingest.lua prints as `BENCH_RESULT {json}`."""
-    args = [endpoint, code, host, str(load.visitors)]
-    return run_wrk(
-        url, LUA_SCRIPT, args, seconds=seconds, connections=load.connections, threads=load.threads
+def wrk_process(url: str, endpoint: str, code: str, args: list, seconds: int, c: int, t: int):
+    """A wrk run in the background (bench/ingest.lua prints `BENCH_RESULT {json}`)."""
+    mode = "collect" if endpoint == "bare" else endpoint
+    command = wrk_command(
+        url, LUA_SCRIPT, [mode, code, *args], seconds=seconds, connections=c, threads=t
     )
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def measure(database: str, endpoint: str, url: str, code: str, load: Load, pid: int) -> Run:
+def load_servers(urls, endpoint, code, load: Load, seconds, connections, host) -> list[dict]:
+    """wrk against every server at once, the connections shared out; their summaries."""
+    share = max(1, connections // len(urls))
+    threads = max(1, load.threads // len(urls))
+    running = [
+        wrk_process(url, endpoint, code, [host, str(load.visitors)], seconds, share, threads)
+        for url in urls
+    ]
+    results = []
+    for process in running:
+        out, err = process.communicate()
+        results.append(wrk_result(out, err, process.returncode))
+    return results
+
+
+def measure(database, endpoint, servers, code, load: Load, connections, host) -> Run:
+    urls = [server.url + ENDPOINT_PATHS[endpoint] for server in servers]
+    pids = [server.proc.pid for server in servers]
+    if load.warmup:
+        load_servers(urls, endpoint, code, load, load.warmup, connections, WARMUP_HOST)
+    for pid in pids:
+        wait_idle(pid)  # requests wrk abandoned are still running
+    print(
+        f"  {database}: {endpoint} x{len(servers)} with {connections} connections for "
+        f"{load.seconds}s (load average {os.getloadavg()[0]:.2f})",
+        flush=True,
+    )
     load_before = os.getloadavg()[0]
-    cpu_before = process_cpu_seconds(pid)
-    result = wrk(url, endpoint, code, load, load.seconds, RUN_HOST)
-    cpu = process_cpu_seconds(pid) - cpu_before
-    requests = result["requests"]
-    seconds = result["duration_us"] / 1e6
-    errors = result["errors"]
+    cpu_before = sum(process_cpu_seconds(pid) for pid in pids)
+    results = load_servers(urls, endpoint, code, load, load.seconds, connections, host)
+    cpu = sum(process_cpu_seconds(pid) for pid in pids) - cpu_before
+    requests = sum(r["requests"] for r in results)
+    seconds = max(r["duration_us"] for r in results) / 1e6
+    statuses: dict[str, int] = {}
+    for result in results:
+        for status, count in result["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
     return Run(
         database=database,
         endpoint=endpoint,
+        processes=len(servers),
+        connections=connections,
         requests=requests,
         seconds=round(seconds, 2),
         rps=round(requests / seconds, 1),
-        p50_ms=result["p50_us"] / 1000,
-        p99_ms=result["p99_us"] / 1000,
-        statuses=result["statuses"],
-        socket_errors=sum(errors[k] for k in ("connect", "read", "write", "timeout")),
+        p50_ms=max(r["p50_us"] for r in results) / 1000,
+        p99_ms=max(r["p99_us"] for r in results) / 1000,
+        statuses=statuses,
+        socket_errors=sum(
+            r["errors"][k] for r in results for k in ("connect", "read", "write", "timeout")
+        ),
         server_cpu_us=round(cpu * 1e6 / max(requests, 1), 1),
         load_before=round(load_before, 2),
+        host=host if endpoint == "collect" else "",
     )
 
 
-def bench_database(database: Database, args: argparse.Namespace, load: Load) -> DatabaseResult:
-    from tests.servers import ServerProcess, free_port  # ROOT is on sys.path (bench/common)
+class BareServer:
+    """bench/bare.py on plain uvicorn with httptools: the ceiling."""
 
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> BareServer:
+        command = [sys.executable, "-m", "uvicorn", "bench.bare:app", "--port", str(self.port),
+                   "--http", "httptools", "--no-access-log", "--log-level", "warning",
+                   "--lifespan", "off"]  # fmt: skip
+        self.proc = subprocess.Popen(command, cwd=ROOT)
+        wait_for_port(self.port)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@contextmanager
+def servers_of(env: dict[str, str], kind: str, count: int):
+    from tests.servers import ServerProcess  # ROOT is on sys.path (bench/common)
+
+    started = [ServerProcess(port=free_port(), env=env, server=kind) for _ in range(count)]
+    try:
+        for server in started:
+            server.start(timeout=60)
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+def bench_database(database: Database, args: argparse.Namespace, load: Load) -> list[Run]:
     env = server_env(database, args.redis_url, args.env)
     code = prepare(env).tracking_code
-    server = ServerProcess(port=free_port(), env=env, server=args.server)
-    server.start()
-    result = DatabaseResult(database=database.name, server=args.server)
-    try:
-        assert server.proc is not None
-        for endpoint in args.endpoints:
-            url = server.url + ENDPOINT_PATHS[endpoint]
-            if load.warmup:
-                wrk(url, endpoint, code, load, load.warmup, WARMUP_HOST)
-            wait_idle(server.proc.pid)  # requests wrk abandoned are still running
-            print(
-                f"  {database.name}: {endpoint} for {load.seconds}s "
-                f"(load average {os.getloadavg()[0]:.2f})",
-                flush=True,
-            )
-            result.runs.append(measure(database.name, endpoint, url, code, load, server.proc.pid))
-        wait_idle(server.proc.pid)
-    finally:
-        server.stop()
-    for run in result.runs:
-        if run.endpoint == "collect":
-            run.events_stored = database.count_events(RUN_HOST)
-    return result
+    runs: list[Run] = []
+    if "bare" in args.endpoints:
+        with BareServer() as bare:
+            for connections in args.connections:
+                runs.append(measure(database.name, "bare", [bare], code, load, connections, ""))
+    counts = [n for n in args.processes if n == 1 or database.name == "postgres"]
+    for processes in counts:
+        with servers_of(env, args.server, processes) as started:
+            for connections in args.connections:
+                for endpoint in [e for e in args.endpoints if e != "bare"]:
+                    host = f"c{connections}-p{processes}.{DOMAIN}"
+                    run = measure(database.name, endpoint, started, code, load, connections, host)
+                    runs.append(run)
+            for server in started:
+                wait_idle(server.proc.pid)
+    for run in runs:
+        if run.host:
+            run.events_stored = database.count_events(run.host)
+    return runs
 
 
 # --- Report.
 
 
-def table(results: list[DatabaseResult]) -> str:
-    header = (
-        f"{'database':<9} {'endpoint':<8} {'req/s':>8} {'2xx/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'requests':>8} {'non-2xx':>7} {'sockerr':>7} {'cpu µs/req':>10} {'events':>7}"
+def table(runs: list[Run]) -> str:
+    header = [
+        "database", "endpoint", "procs", "conns", "req/s", "2xx/s", "p50 ms", "p99 ms",
+        "requests", "non-2xx", "sockerr", "cpu µs/req", "events",
+    ]  # fmt: skip
+    rows = [
+        [r.database, r.endpoint, r.processes, r.connections, r.rps, r.ok_rps, r.p50_ms,
+         r.p99_ms, r.requests, r.non_2xx, r.socket_errors, round(r.server_cpu_us),
+         r.events_stored]
+        for r in runs
+    ]  # fmt: skip
+    return format_table(header, rows)
+
+
+def find(runs: list[Run], database: str, endpoint: str, processes: int, connections: int):
+    return next(
+        (
+            r
+            for r in runs
+            if (r.database, r.endpoint, r.processes, r.connections)
+            == (database, endpoint, processes, connections)
+        ),
+        None,
     )
-    lines = [header, "-" * len(header)]
-    for result in results:
-        for r in result.runs:
-            events = "" if r.events_stored is None else str(r.events_stored)
-            lines.append(
-                f"{r.database:<9} {r.endpoint:<8} {r.rps:>8.1f} {r.ok_rps:>8.1f} {r.p50_ms:>8.1f} "
-                f"{r.p99_ms:>8.1f} {r.requests:>8} {r.non_2xx:>7} {r.socket_errors:>7} "
-                f"{r.server_cpu_us:>10.0f} {events:>7}"
+
+
+def ratios(runs: list[Run]) -> list[dict]:
+    """Per database and connections: collect/bare (one process) and two processes/one."""
+    found = []
+    for database in dict.fromkeys(r.database for r in runs):
+        for connections in dict.fromkeys(r.connections for r in runs):
+            one = find(runs, database, "collect", 1, connections)
+            bare = find(runs, database, "bare", 1, connections)
+            two = find(runs, database, "collect", 2, connections)
+            found.append(
+                {
+                    "database": database,
+                    "connections": connections,
+                    "collect_rps": round(one.ok_rps, 1) if one else None,
+                    "bare_rps": round(bare.ok_rps, 1) if bare else None,
+                    "collect_over_bare": round(one.ok_rps / bare.ok_rps, 3)
+                    if one and bare and bare.ok_rps
+                    else None,
+                    "two_over_one": round(two.ok_rps / one.ok_rps, 2)
+                    if one and two and one.ok_rps
+                    else None,
+                    "p99_ms": one.p99_ms if one else None,
+                }
             )
-    return "\n".join(lines)
+    return found
 
 
-def problems(results: list[DatabaseResult], connections: int) -> list[str]:
+def problems(runs: list[Run]) -> list[str]:
     """Non-2xx answers, socket errors, and stored events that do not match the 2xx count.
 
     wrk stops with up to `connections` requests in flight; those still commit, so the
     stored events may exceed the 2xx count by that much, never fall short of it.
     """
     found = []
-    for result in results:
-        for r in result.runs:
-            if r.non_2xx:
-                found.append(f"{r.database}/{r.endpoint}: {r.non_2xx} non-2xx {r.statuses}")
-            if r.socket_errors:
-                found.append(f"{r.database}/{r.endpoint}: {r.socket_errors} socket errors")
-            stored = r.events_stored
-            if stored is not None and not r.ok_count <= stored <= r.ok_count + connections:
-                found.append(
-                    f"{r.database}/{r.endpoint}: {stored} events stored "
-                    f"for {r.ok_count} 2xx responses"
-                )
+    for r in runs:
+        name = f"{r.database}/{r.endpoint} x{r.processes} c{r.connections}"
+        if r.non_2xx:
+            found.append(f"{name}: {r.non_2xx} non-2xx {r.statuses}")
+        if r.socket_errors:
+            found.append(f"{name}: {r.socket_errors} socket errors")
+        stored = r.events_stored
+        if stored is not None and not r.ok_count <= stored <= r.ok_count + r.connections:
+            found.append(f"{name}: {stored} events stored for {r.ok_count} 2xx responses")
     return found
 
 
-def report(results: list[DatabaseResult], args: argparse.Namespace) -> list[str]:
+def report(runs: list[Run], args: argparse.Namespace) -> list[str]:
     redis = args.redis_url or "no (in-process cache)"
     print(
-        f"\nserver={args.server} seconds={args.seconds} connections={args.connections} "
-        f"wrk threads={args.threads} redis={redis} cpus={os.cpu_count()}"
+        f"\nserver={args.server} seconds={args.seconds} wrk threads={args.threads} "
+        f"redis={redis} cpus={os.cpu_count()}"
     )
     if args.env:
         print("extra server env: " + " ".join(f"{k}={v}" for k, v in args.env.items()))
-    print(table(results))
+    print(table(runs))
     print()
-    for result in results:
-        if (ratio := result.ratio) is not None:
-            verdict = "ok" if ratio >= GOAL_RATIO else f"BELOW GOAL {GOAL_RATIO}"
-            print(f"{result.database}: collect/empty (2xx/s) = {ratio:.2f} ({verdict})")
-        for r in result.runs:
-            if r.events_stored is not None:
-                print(
-                    f"{result.database}: wrk completed {r.requests} requests, {r.ok_count} 2xx; "
-                    f"{r.events_stored} events stored"
-                )
-    busy = [r for result in results for r in result.runs if r.load_before > BUSY_LOAD]
+    for line in ratios(runs):
+        verdicts = []
+        if line["collect_rps"] is not None:
+            verdicts.append("ok" if line["collect_rps"] >= GOAL_RPS else f"BELOW {GOAL_RPS}/s")
+        if line["connections"] >= 256 and line["p99_ms"] is not None:
+            fine = line["p99_ms"] <= GOAL_P99_MS
+            verdicts.append(f"p99 {'ok' if fine else f'ABOVE {GOAL_P99_MS} ms'}")
+        if line["two_over_one"] is not None:
+            fine = line["two_over_one"] >= GOAL_SCALING
+            verdicts.append(f"x2 {'ok' if fine else f'BELOW {GOAL_SCALING}'}")
+        print(
+            f"{line['database']} c{line['connections']}: collect {line['collect_rps']}/s, "
+            f"bare {line['bare_rps']}/s, collect/bare = {line['collect_over_bare']}, "
+            f"two processes/one = {line['two_over_one']} ({', '.join(verdicts)})"
+        )
+    for r in runs:
+        if r.events_stored is not None:
+            print(
+                f"{r.database} x{r.processes} c{r.connections}: wrk completed {r.requests} "
+                f"requests, {r.ok_count} 2xx; {r.events_stored} events stored"
+            )
+    busy = [r for r in runs if r.load_before > BUSY_LOAD]
     if busy:
         print(
             f"NOTE load average was above {BUSY_LOAD} before {len(busy)} run(s): other "
             "processes competed for the CPUs; compare cpu µs/req rather than req/s"
         )
-    found = problems(results, args.connections)
+    found = problems(runs)
     for line in found:
         print(f"PROBLEM {line}")
     return found
 
 
-def write_json(path: Path, results: list[DatabaseResult], args: argparse.Namespace) -> None:
+def write_json(path: Path, runs: list[Run], args: argparse.Namespace) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {
+        "version": code_version(),
         "server": args.server,
         "seconds": args.seconds,
-        "connections": args.connections,
         "wrk_threads": args.threads,
         "redis": bool(args.redis_url),
         "extra_env": args.env,
         "cpus": os.cpu_count(),
-        "results": [
-            {
-                "database": r.database,
-                "ratio": r.ratio,
-                "runs": [asdict(run) | {"ok_rps": round(run.ok_rps, 1)} for run in r.runs],
-            }
-            for r in results
-        ],
+        "ratios": ratios(runs),
+        "runs": [asdict(run) | {"ok_rps": round(run.ok_rps, 1)} for run in runs],
     }
     path.write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}")
@@ -290,15 +391,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="Benchmark POST /e/collect against an empty Django view (see the module doc)."
     )
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--seconds", type=int, default=10, help="per measured run (default 10)")
-    parser.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
+    parser.add_argument("--seconds", type=int, default=8, help="per measured run (default 8)")
+    parser.add_argument(
+        "--connections", default="32,256", help="wrk -c, comma-separated (default 32,256)"
+    )
+    parser.add_argument(
+        "--processes", default="1,2", help="server processes, comma-separated (default 1,2)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="wrk -t (default 2)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds before each run")
-    parser.add_argument("--server", choices=SERVERS, default="daphne")
+    parser.add_argument("--server", choices=SERVERS, default="serve")
     parser.add_argument(
         "--endpoints",
-        default="empty,collect",
-        help="comma-separated, of empty,json,collect (default empty,collect)",
+        default="bare,collect",
+        help="comma-separated, of bare,empty,json,collect (default bare,collect)",
     )
     parser.add_argument(
         "--visitors",
@@ -326,7 +432,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if any("=" not in item for item in args.env):
         parser.error("--env takes NAME=VALUE")
     args.env = dict(item.split("=", 1) for item in args.env)
-    args.threads = max(1, min(args.threads, args.connections))
+    args.connections = [int(n) for n in args.connections.split(",") if n.strip()]
+    args.processes = [int(n) for n in args.processes.split(",") if n.strip()]
     return args
 
 
@@ -341,16 +448,16 @@ def main(argv: list[str]) -> int:
     exit_on_sigterm()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed")
-    load = Load(args.seconds, args.warmup, args.connections, args.threads, args.visitors)
+    load = Load(args.seconds, args.warmup, args.threads, args.visitors)
     names = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-    results = []
+    runs: list[Run] = []
     for name in names:
         print(f"{name}: preparing", flush=True)
         with database_context(name, args) as database:
-            results.append(bench_database(database, args, load))
-    found = report(results, args)
+            runs += bench_database(database, args, load)
+    found = report(runs, args)
     if args.json:
-        write_json(args.json, results, args)
+        write_json(args.json, runs, args)
     return 1 if found else 0
 
 
