@@ -14,12 +14,15 @@ with its CORS headers. Two adapters frame it:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import DatabaseError
+from django.dispatch import receiver
 from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
@@ -186,9 +189,11 @@ def _preflight_headers() -> dict[str, str]:
     }
 
 
-def _security_headers(secure: bool) -> dict[str, str]:
-    """What Django's security and clickjacking middleware add, from the same settings."""
-    headers = {"X-Frame-Options": settings.X_FRAME_OPTIONS}
+@functools.cache
+def _fixed_headers(secure: bool) -> list[tuple[bytes, bytes]]:
+    """The headers every fast-path answer carries, encoded once: CORS, and what Django's
+    security and clickjacking middleware add, from the same settings."""
+    headers = {**CORS_HEADERS, "X-Frame-Options": settings.X_FRAME_OPTIONS}
     if settings.SECURE_CONTENT_TYPE_NOSNIFF:
         headers["X-Content-Type-Options"] = "nosniff"
     if settings.SECURE_REFERRER_POLICY:
@@ -202,19 +207,23 @@ def _security_headers(secure: bool) -> dict[str, str]:
         if settings.SECURE_HSTS_PRELOAD:
             value += "; preload"
         headers["Strict-Transport-Security"] = value
-    return headers
+    return _encoded(headers)
+
+
+def _encoded(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode(), value.encode("latin-1")) for name, value in headers.items()]
+
+
+@receiver(setting_changed)
+def _settings_changed(**kwargs: object) -> None:
+    _fixed_headers.cache_clear()
 
 
 async def _send(send, reply: Answer, *, head: bool, secure: bool) -> None:
-    headers = {**reply.headers, **_security_headers(secure)}
+    own = {k: v for k, v in reply.headers.items() if k not in CORS_HEADERS}
     if reply.body or reply.status != 204:
-        headers["Content-Type"] = "application/json"
-    headers["Content-Length"] = str(len(reply.body))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": reply.status,
-            "headers": [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()],
-        }
-    )
+        own["Content-Type"] = "application/json"
+    own["Content-Length"] = str(len(reply.body))
+    headers = _fixed_headers(secure) + _encoded(own)
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else reply.body})

@@ -150,6 +150,7 @@ def options(host: str, port: int) -> dict[str, Any]:
         "proxy_headers": False,
         "server_header": False,
         "log_config": access_log_config(),
+        "access_log": settings.ZENOVAY_ACCESS_LOG,
         "lifespan": "off",
     }
 
