@@ -391,7 +391,9 @@ async def test_open_sockets_are_closed_with_4503_when_the_layer_hangs_and_the_ti
     while not all(viewer.closed for viewer in viewers):
         assert time.monotonic() < deadline, "the sockets were not told within 5s"
         await asyncio.sleep(0.05)
-    assert all(viewer.closed == ["unavailable"] for viewer in viewers)
+    # Told "unavailable" (4503), never "gone" (4404). These fakes do not leave the hub as a
+    # closed socket would, so a later failure (the receive loop's) may tell them again.
+    assert all(set(viewer.closed) == {"unavailable"} for viewer in viewers)
     # The ticker was not stuck in that call: it tries the layer again on the next ticks.
     while layer.calls.count("group_add") < 2:
         assert time.monotonic() < deadline, f"the ticker stopped: {layer.calls}"
