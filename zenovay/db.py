@@ -35,6 +35,27 @@ log = logging.getLogger("zenovay.db")
 RETRY_SECONDS = 2.0
 
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zenovay-db")
+# The group commit's batches (zenovay.writer) have threads of their own, so reads never
+# queue behind a commit. On PostgreSQL a few batches are written at once, each on its own
+# connection: one batch's round trips and commit wait for the server while the next one
+# goes ahead (the server merges their flushes). SQLite has one writer at a time anyway.
+_writers: ThreadPoolExecutor | None = None
+
+
+def writers() -> int:
+    """How many batches this process writes at once."""
+    if connection.vendor == "postgresql":
+        return settings.ZENOVAY_DB_WRITERS
+    return 1
+
+
+def _write_executor() -> ThreadPoolExecutor:
+    global _writers
+    if _writers is None:
+        _writers = ThreadPoolExecutor(max_workers=writers(), thread_name_prefix="zenovay-write")
+    return _writers
+
+
 _down_until = 0.0  # monotonic time before which the database is taken to be down
 _recovering = False  # it was down, and no call has been answered since
 _probing = False  # a call is trying it again: the others fail at once meanwhile
@@ -42,15 +63,20 @@ _probing = False  # a call is trying it again: the others fail at once meanwhile
 
 async def run(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """`fn(*args, **kwargs)` on the database thread, awaited."""
+    return await _on(_executor, functools.partial(fn, *args, **kwargs))
+
+
+async def write(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """`fn(*args, **kwargs)` on a writer thread (see `writers`), awaited."""
+    return await _on(_write_executor(), functools.partial(fn, *args, **kwargs))
+
+
+async def _on(executor: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
     global _probing, _recovering
     if not settings.ZENOVAY_DB_THREAD:  # in-process tests share the test's transaction
-        return await sync_to_async(fn)(*args, **kwargs)
+        return await sync_to_async(fn)()
     _fail_fast()
-    call = sync_to_async(
-        functools.partial(_guarded, fn, *args, **kwargs),
-        thread_sensitive=False,
-        executor=_executor,
-    )
+    call = sync_to_async(functools.partial(_guarded, fn), thread_sensitive=False, executor=executor)
     if not _recovering:
         return await call()
     if _probing:

@@ -258,6 +258,8 @@ if ZENOVAY_SALT_ROTATION not in {"daily", "weekly", "monthly"}:
 # The hot async paths use one long-lived database thread (zenovay.db); tests that share
 # the test case's transaction turn it off.
 ZENOVAY_DB_THREAD = True
+# Batches of events one process writes at once on PostgreSQL (zenovay.db.writers).
+ZENOVAY_DB_WRITERS = env_int("ZENOVAY_DB_WRITERS", 3, minimum=1)
 ZENOVAY_RETENTION_DAYS = env_int("ZENOVAY_RETENTION_DAYS", 400, minimum=62)
 
 # --- What one client may hold (zenovay.infra): ingest per minute (generous: a page sends a

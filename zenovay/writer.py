@@ -52,16 +52,20 @@ async def submit(pending: ingest.Pending) -> None:
 
 
 async def _flush(queue: _Queue) -> None:
-    """Write batches until nothing waits; the task ends then (a new one starts on demand)."""
+    """Write batches until nothing waits, up to `db.writers()` of them at once; the task
+    ends then (a new one starts on demand)."""
     await asyncio.sleep(0)  # requests that are ready in this turn of the loop join in
-    while queue.waiting:
-        batch, queue.waiting = queue.waiting[:MAX_BATCH], queue.waiting[MAX_BATCH:]
-        await _write(batch)
+    writing: set[asyncio.Future[None]] = set()
+    while queue.waiting or writing:
+        while queue.waiting and len(writing) < db.writers():
+            batch, queue.waiting = queue.waiting[:MAX_BATCH], queue.waiting[MAX_BATCH:]
+            writing.add(asyncio.ensure_future(_write(batch)))
+        _, writing = await asyncio.wait(writing, return_when=asyncio.FIRST_COMPLETED)
 
 
 async def _write(batch: Sequence[tuple[ingest.Pending, asyncio.Future[None]]]) -> None:
     try:
-        await db.run(ingest.store, [pending for pending, _ in batch])
+        await db.write(ingest.store, [pending for pending, _ in batch])
     except (OperationalError, InterfaceError) as exc:  # unreachable: every event alike
         _settle(batch, exc)
     except DatabaseError as exc:
