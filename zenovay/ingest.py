@@ -225,6 +225,7 @@ def _insert(table: str, columns: str) -> str:
 
 
 _INSERT_EVENT = _insert("zenovay_event", _EVENT_COLUMNS)
+_COPY_EVENTS = f"COPY zenovay_event ({_EVENT_COLUMNS}) FROM STDIN"
 _INSERT_SESSION = _insert("zenovay_session", "website_id, visitor, " + _SESSION_COLUMNS)
 _UPDATE_SESSION = (
     "UPDATE zenovay_session SET last_event_at = %s, pageviews = %s, custom_events = %s,"
@@ -420,7 +421,12 @@ def _write_events(cursor, batch: Sequence[Pending]) -> None:
                 pending.os,
             ]
         )
-    cursor.executemany(_INSERT_EVENT, rows)
+    if connection.vendor == "postgresql":  # COPY: far less work per row, on both sides
+        with cursor.cursor.copy(_COPY_EVENTS) as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        cursor.executemany(_INSERT_EVENT, rows)
 
 
 # --- Website lookup, cached in the shared cache and invalidated on save.
