@@ -157,6 +157,7 @@ async def _body(receive) -> bytes:
             return b"".join(chunks)
 
 
+@functools.lru_cache(maxsize=1024)
 def _host_allowed(host: str) -> bool:
     """Django's own check of the Host header against ALLOWED_HOSTS (a 400 when it fails)."""
     domain, _ = split_domain_port(host)
@@ -217,6 +218,7 @@ def _encoded(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
 @receiver(setting_changed)
 def _settings_changed(**kwargs: object) -> None:
     _fixed_headers.cache_clear()
+    _host_allowed.cache_clear()
 
 
 async def _send(send, reply: Answer, *, head: bool, secure: bool) -> None:

@@ -238,15 +238,22 @@ def test_serve_refuses_big_inbound_frames_on_read_only_sockets(launch, shop):
 # --- 12. No client address in logs or keys
 
 
-def test_the_access_log_of_serve_has_no_client_addresses(launch):
+def test_serve_writes_no_access_log_unless_asked(launch):
     server = launch("serve")
+    assert ask(server, "127.2.4.76", get("/e/live/ZV_AAAAAAAAAAA")).status == 404
+    assert ask(server, "127.2.4.76", get("/healthz")).status == 200
+    assert "GET /e/live" not in server.log.read_text()
+
+
+def test_the_access_log_of_serve_has_no_client_addresses(launch):
+    server = launch("serve", ZENOVAY_ACCESS_LOG="1")
     assert ask(server, "127.2.4.77", get("/healthz")).status == 200
     assert wait_for(lambda: "GET /healthz" in server.log.read_text())
     assert "127.2.4.77" not in server.log.read_text()
 
 
 def test_client_addresses_in_the_access_log_are_an_opt_in(launch):
-    server = launch("serve", ZENOVAY_ACCESS_LOG_IPS="1")
+    server = launch("serve", ZENOVAY_ACCESS_LOG="1", ZENOVAY_ACCESS_LOG_IPS="1")
     assert ask(server, "127.2.4.78", get("/healthz")).status == 200
     assert wait_for(lambda: "127.2.4.78" in server.log.read_text())
 

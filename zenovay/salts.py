@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import logging
 import secrets
@@ -49,7 +50,12 @@ def period_of(now: dt.datetime, rotation: str | None = None) -> str:
 def known_salt(now: dt.datetime) -> bytes | None:
     """The period's secret if this process holds it already (no database), else None."""
     cached = _current
-    return cached[1] if cached is not None and cached[0] == period_of(now) else None
+    return cached[1] if cached is not None and cached[0] == _period_of_day(now.date()) else None
+
+
+@functools.lru_cache(maxsize=8)
+def _period_of_day(day: dt.date) -> str:
+    return period_of(dt.datetime.combine(day, dt.time(), dt.UTC))
 
 
 def salt_for(now: dt.datetime) -> bytes:

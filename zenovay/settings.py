@@ -270,9 +270,10 @@ ZENOVAY_COLLECT_PER_MINUTE = env_int("ZENOVAY_COLLECT_PER_MINUTE", 600)
 ZENOVAY_CONNECTIONS_PER_IP = env_int("ZENOVAY_CONNECTIONS_PER_IP", 100, minimum=1)
 ZENOVAY_HEADER_TIMEOUT = env_int("ZENOVAY_HEADER_TIMEOUT", 10, minimum=1)
 ZENOVAY_BODY_TIMEOUT = env_int("ZENOVAY_BODY_TIMEOUT", 10, minimum=1)
-# `serve` logs each request (a line per request costs ~10% of collect's CPU: a proxy in
-# front that logs already may turn it off), without client addresses unless asked.
-ZENOVAY_ACCESS_LOG = env_bool("ZENOVAY_ACCESS_LOG", True)
+# `serve` logs no line per request unless asked (as gunicorn): at thousands of events a
+# second a line each costs a tenth of collect's CPU, and the proxy in front logs already.
+# When on, lines leave client addresses out unless ZENOVAY_ACCESS_LOG_IPS is on too.
+ZENOVAY_ACCESS_LOG = env_bool("ZENOVAY_ACCESS_LOG")
 ZENOVAY_ACCESS_LOG_IPS = env_bool("ZENOVAY_ACCESS_LOG_IPS")
 
 # --- Sign-in throttle (zenovay.signin): failures within 15 minutes that lock for 15 minutes,
