@@ -27,6 +27,27 @@ WEBSITE_ID_PATTERN = r"^ws_[a-z0-9]{6,16}$"
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
 COUNTRY_CODE_PATTERN = r"^[A-Z]{2}$"
 
+# `POST /e/collect` as zenovay.ingest reads it. The page URL: http or https (any case), optional
+# user info, a host name of labels of 1 to 63 characters from `A-Za-z0-9_-` (at most 253 in
+# all), an optional port from 0 to 65535, then anything from `/`, `?` or `#` on. The server
+# also takes what browsers never send in `location.href` (Unicode and IPv6 hosts, spaces before
+# the scheme); the schema leaves those out, so every URL it accepts is one the server takes.
+MAX_URL_LENGTH = 2048
+PAGE_URL_PATTERN = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://"
+    r"([-A-Za-z0-9._~%!$&'()*+,;=:]*@)?"
+    r"(?=[-A-Za-z0-9_.]{1,253}([:/?#]|$))[-A-Za-z0-9_]{1,63}(\.[-A-Za-z0-9_]{1,63})*\.?"
+    r"(:0*([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])?)?"
+    r"([/?#][\s\S]*)?$"
+)
+# A name must keep a character once NUL is dropped and Python's `str.strip()` has run: one
+# that is neither NUL nor whitespace as `str.isspace()` defines it (not the same as `\s`).
+EVENT_NAME_PATTERN = (
+    r"[^\u0000\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029"
+    r"\u202f\u205f\u3000]"
+)
+MAX_PROP_NUMBER = 2**53  # larger numbers lose precision as doubles
+
 EXAMPLE_CODE = "ZV_7K2M9Q4XW1B"
 EXAMPLE_WEBSITE_ID = "ws_abc123"
 EXAMPLE_TIMESTAMP = "2025-01-20T14:30:00Z"
@@ -373,41 +394,77 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "`event` is a custom event and needs `name`.",
             },
             "url": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 2048,
-                "format": "uri",
+                # The pattern sits in a second schema so that the docs' type column stays
+                # "string, at most 2048 chars"; the description says it in words.
+                "allOf": [
+                    {"type": "string", "maxLength": MAX_URL_LENGTH},
+                    {"pattern": PAGE_URL_PATTERN},
+                ],
                 "description": (
-                    "The page's http(s) URL; its host must be the website's domain, one of "
-                    "its subdomains or an extra hostname set in the admin (else 403)."
+                    "The page's URL (`location.href`): `http` or `https`, a host name "
+                    "(labels of letters, digits, `-` and `_`, as browsers send it: IDNA for a "
+                    "Unicode name) or an IPv4 address, an optional port, then any path, query "
+                    "and fragment. Anything else is a 400. The host must be the website's "
+                    "domain, one of its subdomains or an extra hostname set in the admin, else "
+                    "403 (the one rule of this body a schema cannot state)."
                 ),
             },
             "referrer": {
                 "type": ["string", "null"],
-                "maxLength": 2048,
+                "maxLength": MAX_URL_LENGTH,
                 "description": "`document.referrer`; empty or null for none.",
             },
+            # The three per-type fields are read only with their type and ignored with the
+            # others (like unknown fields), so their rules are in `allOf` below.
             "name": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 100,
-                "description": "Custom event name (`type: event` only).",
+                "description": (
+                    "Custom event name: a string of 1 to 100 characters, not only whitespace. "
+                    "Required with `type: event`, ignored with the other types."
+                ),
             },
             "props": {
-                "type": ["object", "null"],
-                "maxProperties": 30,
-                "propertyNames": {"maxLength": 100},
-                "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
-                "description": "Custom event properties (`type: event` only).",
+                "description": (
+                    "Custom event properties (`type: event` only, ignored otherwise): null or "
+                    "an object of at most 30 properties, names of at most 100 characters, "
+                    "values strings, booleans, null or numbers from -2^53 to 2^53."
+                ),
             },
             "engagedMs": {
-                "type": "number",
-                "minimum": 0,
-                "description": "Time the page was visible, in ms (`type: engagement` only).",
+                "description": (
+                    "Time the page was visible, in ms: a number >= 0 (`type: engagement` only, "
+                    "ignored otherwise)."
+                ),
             },
         },
-        "if": {"properties": {"type": {"const": "event"}}, "required": ["type"]},
-        "then": {"required": ["name"]},
+        "allOf": [
+            {
+                "if": {"properties": {"type": {"const": "event"}}, "required": ["type"]},
+                "then": {
+                    "required": ["name"],
+                    "properties": {
+                        "name": {
+                            "type": "string",
+                            "maxLength": 100,
+                            "pattern": EVENT_NAME_PATTERN,
+                        },
+                        "props": {
+                            "type": ["object", "null"],
+                            "maxProperties": 30,
+                            "propertyNames": {"maxLength": 100},
+                            "additionalProperties": {
+                                "type": ["string", "number", "boolean", "null"],
+                                "minimum": -MAX_PROP_NUMBER,
+                                "maximum": MAX_PROP_NUMBER,
+                            },
+                        },
+                    },
+                },
+            },
+            {
+                "if": {"properties": {"type": {"const": "engagement"}}, "required": ["type"]},
+                "then": {"properties": {"engagedMs": {"type": "number", "minimum": 0}}},
+            },
+        ],
     },
     "CollectAccepted": {
         "type": "object",
@@ -522,7 +579,9 @@ RESPONSES: dict[str, Schema] = {
     "BadRequest": _error_response(
         400, "Bad input: an invalid collect body, or a `period` other than today, week or month."
     ),
-    "Forbidden": _error_response(403, "The page's host does not belong to the website."),
+    "Forbidden": _error_response(
+        403, "The page's host, or the `Origin` of the page sending it, is not the website's."
+    ),
     "NotFound": _error_response(
         404, "Unknown, malformed or disabled id (malformed ids never reach the database)."
     ),
@@ -694,7 +753,8 @@ COLLECT_OPERATION: Schema = {
         "What the tracker script (`/z.js`) sends: a pageview on load and on every client-side "
         "navigation, an engagement event when the page is hidden or left, and custom events. "
         "The body is read as JSON whatever its Content-Type. A recorded event is durable. "
-        "Not rate limited, not cached. `GET /e/collect` is a 405."
+        "Rate limited per client IP (429 with `Retry-After` over the limit), not cached. "
+        "`GET /e/collect` is a 405."
     ),
     "requestBody": {
         "required": True,
@@ -740,6 +800,7 @@ COLLECT_OPERATION: Schema = {
         },
         "405": ref("responses", "MethodNotAllowed"),
         "413": ref("responses", "PayloadTooLarge"),
+        "429": ref("responses", "RateLimited"),
         "503": ref("responses", "Unavailable"),
     },
     "x-body-limit-bytes": 4096,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import json
 from typing import Any
@@ -11,6 +12,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis.strategies import deferred, from_regex
 from jsonschema import Draft202012Validator, ValidationError, validators
 from openapi_spec_validator import validate as validate_spec
 from referencing import Registry, Resource
@@ -445,6 +449,140 @@ async def test_the_schemas_reject_what_the_contract_forbids(async_client, doc, s
             _schema(doc, "StatusSnapshot").validate({**status, "last_event": last_event})
     with pytest.raises(ValidationError):
         _schema(doc, "Error").validate({"error": "teapot", "message": "No."})
+
+
+# --- (c') The collect body schema is exactly as strict as the server
+
+
+@functools.cache
+def _collect_body_validator() -> Draft202012Validator:
+    doc = openapi.document()
+    body = doc["paths"][COLLECT]["post"]["requestBody"]["content"]["text/plain"]["schema"]
+    return validator_for(doc, body)
+
+
+def _collect_verdicts(raw: str) -> tuple[bool, bool]:
+    """(the schema accepts it, the server's parser accepts it) for one raw JSON body."""
+    by_schema = _collect_body_validator().is_valid(json.loads(raw))
+    try:
+        ingest.parse_payload(raw.encode())
+    except (ingest.BadRequest, ingest.NotFound):
+        return by_schema, False
+    return by_schema, True
+
+
+def _url_body(url: str) -> str:
+    return json.dumps({"code": openapi.EXAMPLE_CODE, "url": url})
+
+
+def _short(url: str) -> str:
+    return url if len(url) <= 60 else f"{url[:40]}...({len(url)} characters)"
+
+
+REJECTED_URLS = [
+    "ftp://example.com/",
+    "http://",
+    "https:///pricing",
+    "https:example.com",
+    "javascript:alert(1)",
+    "//example.com/",
+    "https://exa mple.com/",
+    "https://example..com/",
+    "https://.example.com/",
+    "https://example.com:99999/",
+    "https://example.com:8o/",
+    "https://<script>/",
+    "https://%65xample.com/",
+    "https://" + "a" * 64 + ".com/",
+    "https://" + ".".join(["a" * 63] * 4) + "/",  # 255 characters
+    "https://[::1/",
+    "https://example.com/" + "a" * 2029,  # 2049 characters
+    "",
+]
+ACCEPTED_URLS = [
+    "https://example.com/a",
+    "http://example.com",
+    "HTTPS://Shop.Example.COM:443/pricing?utm_source=x#top",
+    "https://example.com.:0/",
+    "https://www.example.com:08080/a b/<i>?q=%zz&&#",
+    "https://user:pa%20ss@example.com/",
+    "https://_dmarc.my-site.example/",
+    "http://192.0.2.1:65535/",
+    "https://example.com?",
+    "https://" + ".".join(["a" * 63] * 3 + ["a" * 61]) + "/",  # 253 characters
+    "https://example.com/" + "a" * 2028,  # 2048 characters
+]
+
+
+@pytest.mark.parametrize("url", REJECTED_URLS, ids=_short)
+def test_the_schema_rejects_every_url_the_server_rejects(url):
+    assert _collect_verdicts(_url_body(url)) == (False, False)
+
+
+@pytest.mark.parametrize("url", ACCEPTED_URLS, ids=_short)
+def test_the_schema_accepts_these_urls_as_the_server_does(url):
+    assert _collect_verdicts(_url_body(url)) == (True, True)
+
+
+def _url_pattern() -> str:
+    url = openapi.document()["components"]["schemas"]["CollectRequest"]["properties"]["url"]
+    patterns = [part["pattern"] for part in url.get("allOf", []) if "pattern" in part]
+    assert len(patterns) == 1, url
+    return patterns[0]
+
+
+@examples(max_examples=200, derandomize=True, deadline=None)
+@given(url=deferred(lambda: from_regex(_url_pattern()).filter(lambda url: len(url) <= 2048)))
+def test_every_url_the_schema_accepts_the_server_accepts(url):
+    assert _collect_verdicts(_url_body(url)) == (True, True)
+
+
+EVENT = {"type": "event", "name": "signup"}
+BAD_FIELDS: dict[str, dict[str, Any]] = {
+    "an unknown type": {"type": "click"},
+    "a null type": {"type": None},
+    "a referrer past 2048 characters": {"referrer": "https://a.example/" + "r" * 2031},
+    "a number as referrer": {"referrer": 5},
+    "an event without a name": {"type": "event"},
+    "a blank name": {**EVENT, "name": " \t\u3000\x85"},
+    "a name of NUL and a separator": {**EVENT, "name": "\x00\x1f"},
+    "a name past 100 characters": {**EVENT, "name": "n" * 101},
+    "a number as name": {**EVENT, "name": 5},
+    "31 props": {**EVENT, "props": {f"k{i}": i for i in range(31)}},
+    "a prop name past 100 characters": {**EVENT, "props": {"k" * 101: 1}},
+    "an object as prop value": {**EVENT, "props": {"a": {}}},
+    "an integer past 2^53": {**EVENT, "props": {"a": 2**53 + 1}},
+    "the same kind of number with an exponent": {**EVENT, "props": {"a": 1e20}},
+    "a list as props": {**EVENT, "props": []},
+    "negative engagedMs": {"type": "engagement", "engagedMs": -1},
+    "engagedMs as a string": {"type": "engagement", "engagedMs": "5"},
+    "engagedMs true": {"type": "engagement", "engagedMs": True},
+}
+GOOD_FIELDS: dict[str, dict[str, Any]] = {
+    "a null referrer": {"referrer": None},
+    "an empty referrer": {"referrer": ""},
+    "a referrer that is no URL": {"referrer": "android-app://x"},
+    "a name with a lone surrogate": {**EVENT, "name": "\ud800"},
+    "a name of 100 characters": {**EVENT, "name": "n" * 100},
+    "null props": {**EVENT, "props": None},
+    "30 props at -2^53": {**EVENT, "props": {f"k{i}": -(2**53) for i in range(30)}},
+    "props of every kind": {**EVENT, "props": {"a": "x", "b": 2.5, "c": False, "d": None}},
+    "large engagedMs": {"type": "engagement", "engagedMs": 1e300},
+    # The per-type fields are read only with their type, otherwise ignored like unknown ones.
+    "engagedMs on a pageview": {"type": "pageview", "engagedMs": -1},
+    "a blank name and bad props on an engagement": {"type": "engagement", "name": " ", "props": 5},
+    "engagedMs on an event": {**EVENT, "engagedMs": "x"},
+}
+
+
+@pytest.mark.parametrize(
+    ("fields", "accepted"),
+    [*((f, False) for f in BAD_FIELDS.values()), *((f, True) for f in GOOD_FIELDS.values())],
+    ids=[*BAD_FIELDS, *GOOD_FIELDS],
+)
+def test_the_schema_and_the_server_agree_on_every_field(fields, accepted):
+    raw = json.dumps({"code": openapi.EXAMPLE_CODE, "url": "https://example.com/", **fields})
+    assert _collect_verdicts(raw) == (accepted, accepted)
 
 
 # --- (d) The docs page
