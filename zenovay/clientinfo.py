@@ -22,7 +22,7 @@ def is_trusted(ip: IPAddress) -> bool:
     return any(ip.version == net.version and ip in net for net in settings.ZENOVAY_TRUSTED_PROXIES)
 
 
-@functools.lru_cache(maxsize=65536)  # every request parses its peer and forwarded addresses
+@functools.lru_cache(maxsize=4096)  # every request parses its peer and forwarded addresses
 def parse_ip(value: str | None) -> IPAddress | None:
     if not value:
         return None
