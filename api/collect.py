@@ -130,7 +130,7 @@ class CollectFastPath:
         if (
             scope["type"] != "http"
             or scope["path"] not in PATHS
-            or (settings.SECURE_SSL_REDIRECT and not _secure(scope))
+            or (settings.SECURE_SSL_REDIRECT and not clientinfo.scope_is_secure(scope))
         ):
             await self.app(scope, receive, send)
             return
@@ -145,7 +145,9 @@ class CollectFastPath:
             body = await _body(receive)
             peer = (scope.get("client") or (None,))[0]
             reply = await answer(method=scope["method"], headers=headers, body=body, peer=peer)
-        await _send(send, reply, head=scope["method"] == "HEAD", secure=_secure(scope))
+        await _send(
+            send, reply, head=scope["method"] == "HEAD", secure=clientinfo.scope_is_secure(scope)
+        )
 
 
 async def _body(receive) -> bytes:
@@ -165,17 +167,6 @@ def _host_allowed(host: str) -> bool:
         ["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else []
     )
     return bool(domain) and validate_host(domain, allowed)
-
-
-def _secure(scope) -> bool:
-    if scope.get("scheme") == "https":
-        return True
-    if not settings.SECURE_PROXY_SSL_HEADER:
-        return False
-    meta_name, value = settings.SECURE_PROXY_SSL_HEADER
-    name = meta_name.removeprefix("HTTP_").lower().replace("_", "-").encode()
-    sent = dict(scope["headers"]).get(name, b"").decode("latin-1").split(",")[0].strip()
-    return sent == value
 
 
 def _preflight_headers() -> dict[str, str]:

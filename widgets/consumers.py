@@ -29,7 +29,7 @@ from django.utils.crypto import constant_time_compare
 from redis.exceptions import RedisError
 
 from widgets import fragments
-from zenovay import dashboard, db, ingest, live, metrics
+from zenovay import clientinfo, dashboard, db, ingest, live, metrics
 from zenovay.models import Website
 
 log = logging.getLogger("zenovay.widgets")
@@ -156,22 +156,9 @@ def signed_in_here(scope: dict[str, Any]) -> bool:
         return True
     text = origin.decode("latin-1").lower()
     host = headers.get(b"host", b"").decode("latin-1").lower()
-    scheme = "https" if _secure(scope, headers) else "http"
+    scheme = "https" if clientinfo.scope_is_secure(scope) else "http"
     trusted = [o.lower() for o in settings.CSRF_TRUSTED_ORIGINS]
     return text == f"{scheme}://{host}" or text in trusted
-
-
-def _secure(scope: dict[str, Any], headers: dict[bytes, bytes]) -> bool:
-    """Whether the browser reached us over TLS: wss, or a trusted proxy says https
-    (SECURE_PROXY_SSL_HEADER, as Django's request.is_secure() reads it)."""
-    if scope.get("scheme") == "wss":
-        return True
-    if not settings.SECURE_PROXY_SSL_HEADER:
-        return False
-    meta_name, secure_value = settings.SECURE_PROXY_SSL_HEADER
-    name = meta_name.removeprefix("HTTP_").lower().replace("_", "-").encode()
-    sent = headers.get(name, b"").decode("latin-1").split(",")[0].strip()
-    return sent == secure_value
 
 
 def session_user(scope: dict[str, Any]) -> Any | None:

@@ -73,6 +73,19 @@ def of_scope(scope: dict) -> IPAddress | None:
     return client_ip(peer[0], forwarded)[0]
 
 
+def scope_is_secure(scope: dict) -> bool:
+    """Whether the browser reached us over TLS: https/wss, or a trusted proxy says so
+    (SECURE_PROXY_SSL_HEADER, read as Django's request.is_secure() reads it)."""
+    if scope.get("scheme") in ("https", "wss"):
+        return True
+    if not settings.SECURE_PROXY_SSL_HEADER:
+        return False
+    meta_name, secure_value = settings.SECURE_PROXY_SSL_HEADER
+    name = meta_name.removeprefix("HTTP_").lower().replace("_", "-").encode()
+    sent = dict(scope.get("headers", ())).get(name, b"").decode("latin-1")
+    return sent.split(",")[0].strip() == secure_value
+
+
 def subscriber(ip: IPAddress) -> str:
     """What one client holds: an IPv4 address, or an IPv6 /64 (a subscriber gets one whole)."""
     if ip.version == 6:
