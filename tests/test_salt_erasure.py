@@ -11,6 +11,7 @@ log is checkpointed after it): these tests commit for real.
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,11 @@ def stored_bytes() -> bytes:
     if connection.vendor == "postgresql":
         return b"".join(_heap_pages())
     name = Path(connection.settings_dict["NAME"])
-    files = [name, Path(f"{name}-wal")]
-    return b"".join(path.read_bytes() for path in files if path.exists())
+    files = [str(path) for path in (name, Path(f"{name}-wal")) if path.exists()]
+    # Read by another process: closing a file descriptor of the database file in this one
+    # would drop every POSIX lock this process's SQLite connections hold on it (SQLite's
+    # documented pitfall), and another process could then reset the WAL under them.
+    return subprocess.run(["cat", *files], capture_output=True, check=True).stdout
 
 
 def _heap_pages() -> list[bytes]:
