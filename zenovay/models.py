@@ -218,3 +218,94 @@ class Salt(models.Model):
 
     def __str__(self) -> str:
         return f"salt for {self.period}"
+
+
+# --- Aggregates maintained by ingest (zenovay.aggregates explains the scheme and its costs)
+
+
+class Tally(models.Model):
+    """One website's figures for one 15-minute UTC quarter (`quarter` = epoch seconds // 900).
+
+    Session columns belong to the quarter the session started in; `*_visitors` and
+    `*_returning` count the visitors whose first-seen row of that kind (see FirstSeen) is in
+    this quarter. Bounces and durations are kept as sums updated by deltas."""
+
+    website = models.ForeignKey(Website, on_delete=models.CASCADE, related_name="+", db_index=False)
+    quarter = models.BigIntegerField()
+    pageviews = models.BigIntegerField(default=0)
+    custom_events = models.BigIntegerField(default=0)
+    sessions = models.BigIntegerField(default=0)
+    bounces = models.BigIntegerField(default=0)
+    session_pageviews = models.BigIntegerField(default=0)
+    duration_us = models.BigIntegerField(default=0)
+    hour_visitors = models.BigIntegerField(default=0)
+    day_visitors = models.BigIntegerField(default=0)
+    week_visitors = models.BigIntegerField(default=0)
+    month_visitors = models.BigIntegerField(default=0)
+    day_session_visitors = models.BigIntegerField(default=0)
+    week_session_visitors = models.BigIntegerField(default=0)
+    month_session_visitors = models.BigIntegerField(default=0)
+    day_returning = models.BigIntegerField(default=0)
+    week_returning = models.BigIntegerField(default=0)
+    month_returning = models.BigIntegerField(default=0)
+    last_us = models.BigIntegerField(default=0, help_text="Latest event, epoch microseconds.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["website", "quarter"], name="tally_key")]
+
+    def __str__(self) -> str:
+        return f"quarter {self.quarter} of website {self.website_id}"
+
+
+class PeriodTally(models.Model):
+    """Per website, local day / ISO week / month, and dimension value: pageviews (or custom
+    event firings) and distinct visitors, for the dashboard's breakdowns."""
+
+    website = models.ForeignKey(Website, on_delete=models.CASCADE, related_name="+", db_index=False)
+    kind = models.PositiveSmallIntegerField()
+    period = models.BigIntegerField(help_text="The period's local start, epoch seconds.")
+    dim = models.CharField(max_length=1)
+    value = models.CharField(max_length=1024)
+    count = models.BigIntegerField(default=0)
+    visitors = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["website", "kind", "period", "dim", "value"], name="period_tally_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dim}={self.value} in period {self.kind}/{self.period}"
+
+
+class FirstSeen(models.Model):
+    """A visitor's first appearance in a period (hour, day, week, month; per dimension value
+    or plain): inserted if absent, and each insert adds one to a counter."""
+
+    website = models.ForeignKey(Website, on_delete=models.CASCADE, related_name="+", db_index=False)
+    visitor = models.BigIntegerField()
+    kind = models.PositiveSmallIntegerField()
+    period = models.BigIntegerField(help_text="The period's local start, epoch seconds.")
+    key = models.CharField(max_length=1100, blank=True)
+    first_us = models.BigIntegerField()
+    returning_visitor = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["website", "visitor", "kind", "period", "key"], name="first_seen_key"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["website", "kind", "period", "first_us"],
+                name="first_seen_plain",
+                condition=models.Q(key=""),
+            ),
+            models.Index(fields=["period"], name="first_seen_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"visitor {self.visitor:x} first seen in period {self.kind}/{self.period}"

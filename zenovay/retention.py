@@ -1,9 +1,15 @@
-"""Deleting raw events and sessions older than the retention period.
+"""Deleting raw events, sessions and aggregates older than their retention periods.
 
-The public API looks back at most to the start of the month (plus yesterday),
-and visitor identities cannot be linked across salt periods (a month at most),
-so anything older than two months cannot change a figure the API reports. The
-setting refuses shorter periods.
+Every figure is read from aggregates (zenovay.aggregates), so raw events can go sooner than
+the figures: `ZENOVAY_RAW_RETENTION_DAYS` (at least 7) for events, `ZENOVAY_RETENTION_DAYS`
+(at least 62) for sessions and aggregates. The public API looks back at most to the start
+of the month (plus yesterday), visitor identities cannot be linked across salt periods (a
+month at most), and a returning visitor is one seen in the 32 days before a period began,
+so nothing older than two months can change a figure the API reports.
+
+First-seen rows only decide whether a visitor is new to a period that may still receive
+events, or cut yesterday at the current time of day: once their period began two months
+ago their counts are final in the quarter rows, and they go whatever the retention.
 """
 
 from __future__ import annotations
@@ -14,9 +20,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from zenovay.models import Event, Session
+from zenovay.aggregates import quarter_of
+from zenovay.models import Event, FirstSeen, PeriodTally, Session, Tally
 
 MINIMUM_DAYS = 62
+RAW_MINIMUM_DAYS = 7
+FIRST_SEEN_DAYS = 62
 BATCH = 5000
 
 
@@ -27,11 +36,26 @@ def cutoff(now: dt.datetime | None = None, days: int | None = None) -> dt.dateti
     return (now or timezone.now()) - dt.timedelta(days=days)
 
 
-def prune(*, before: dt.datetime) -> tuple[int, int]:
-    """Delete events before `before` and sessions that ended before it, in small batches."""
-    return _in_batches(Event.objects.filter(ts__lt=before)), _in_batches(
-        Session.objects.filter(last_event_at__lt=before)
-    )
+def raw_cutoff(now: dt.datetime | None = None, days: int | None = None) -> dt.datetime:
+    days = settings.ZENOVAY_RAW_RETENTION_DAYS if days is None else days
+    if days < RAW_MINIMUM_DAYS:
+        raise ValueError(f"Raw retention must be at least {RAW_MINIMUM_DAYS} days, not {days}.")
+    return (now or timezone.now()) - dt.timedelta(days=days)
+
+
+def prune(
+    *, before: dt.datetime, raw_before: dt.datetime | None = None, now: dt.datetime | None = None
+) -> tuple[int, int]:
+    """Delete events before `raw_before` (default `before`), sessions that ended before
+    `before`, aggregates of quarters and periods before it, and first-seen rows of periods
+    that began more than two months before `now`; the numbers of events and sessions."""
+    events = _in_batches(Event.objects.filter(ts__lt=raw_before or before))
+    sessions = _in_batches(Session.objects.filter(last_event_at__lt=before))
+    _in_batches(Tally.objects.filter(quarter__lt=quarter_of(before)))
+    _in_batches(PeriodTally.objects.filter(period__lt=int(before.timestamp())))
+    first_seen = (now or timezone.now()) - dt.timedelta(days=FIRST_SEEN_DAYS)
+    _in_batches(FirstSeen.objects.filter(period__lt=int(max(first_seen, before).timestamp())))
+    return events, sessions
 
 
 def _in_batches(queryset) -> int:

@@ -261,6 +261,12 @@ ZENOVAY_DB_THREAD = True
 # Batches of events one process writes at once on PostgreSQL (zenovay.db.writers).
 ZENOVAY_DB_WRITERS = env_int("ZENOVAY_DB_WRITERS", 3, minimum=1)
 ZENOVAY_RETENTION_DAYS = env_int("ZENOVAY_RETENTION_DAYS", 400, minimum=62)
+# Raw events may go sooner than the aggregates every figure is read from (zenovay.retention):
+# at least a week (the 5-minute window, yesterday's cut-off and the dashboard's recent custom
+# events read raw events; `rebuild_aggregates` can rebuild only what is kept).
+ZENOVAY_RAW_RETENTION_DAYS = env_int(
+    "ZENOVAY_RAW_RETENTION_DAYS", ZENOVAY_RETENTION_DAYS, minimum=7
+)
 
 # --- What one client may hold (zenovay.infra): ingest per minute (generous: a page sends a
 # few events, many visitors share an address behind NAT; 0 turns it off), connections (TCP

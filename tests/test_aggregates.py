@@ -1,0 +1,252 @@
+"""Aggregate maintenance (`aggregates.apply`), rebuilding from raw events, and pruning.
+
+`apply` is tested with hand-built `Recorded` batches, as ingest hands them over; the
+figures read from the result are in tests/test_aggregates_property.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.test_metrics import custom, engagement, pageview
+from zenovay import aggregates, metrics, reports
+from zenovay.aggregates import Recorded, SessionState
+from zenovay.models import FirstSeen, PeriodTally, Session, Tally, Website
+
+pytestmark = pytest.mark.django_db
+
+NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)  # a Tuesday
+
+
+def state(started: dt.datetime, last: dt.datetime, pageviews: int, custom: int = 0):
+    return SessionState(
+        started_at=started,
+        last_event_at=last,
+        pageviews=pageviews,
+        custom_events=custom,
+        entry_path="/",
+        exit_path="/",
+        referrer_host="",
+        utm_source="",
+        utm_medium="",
+        utm_campaign="",
+        country="DE",
+        device="desktop",
+        browser="Chrome",
+        os="Linux",
+    )
+
+
+def recorded(website: Website, ts: dt.datetime, visitor: int = 1, **fields) -> Recorded:
+    values = {
+        "website_pk": website.pk,
+        "ts": ts,
+        "visitor": visitor,
+        "type": "pageview",
+        "path": "/",
+        "hostname": website.domain,
+        "referrer_host": "",
+        "utm_source": "",
+        "utm_medium": "",
+        "utm_campaign": "",
+        "name": "",
+        "props": None,
+        "engaged_ms": 0,
+        "country": "DE",
+        "device": "desktop",
+        "browser": "Chrome",
+        "os": "Linux",
+        "session_before": None,
+        "session_after": state(ts, ts, 1),
+    }
+    values.update(fields)
+    return Recorded(**values)
+
+
+def tally(website: Website, ts: dt.datetime) -> Tally:
+    return Tally.objects.get(website=website, quarter=aggregates.quarter_of(ts))
+
+
+def a_visit(website: Website, start: dt.datetime, visitor: int = 1) -> list[Recorded]:
+    """A pageview, a second pageview a minute later, an engagement a minute after that."""
+    one, two, three = start, start + dt.timedelta(minutes=1), start + dt.timedelta(minutes=2)
+    first, second, third = state(one, one, 1), state(one, two, 2), state(one, three, 2)
+    return [
+        recorded(website, one, visitor, session_after=first),
+        recorded(website, two, visitor, path="/b", session_before=first, session_after=second),
+        recorded(
+            website, three, visitor, type="engagement", session_before=second, session_after=third
+        ),
+    ]
+
+
+# --- apply
+
+
+def test_a_session_that_grows_is_counted_once_with_its_final_figures(website):
+    aggregates.apply(a_visit(website, NOW))
+    row = tally(website, NOW)
+    assert (row.pageviews, row.sessions, row.bounces, row.session_pageviews) == (2, 1, 0, 2)
+    assert row.duration_us == 120_000_000
+    assert row.last_us == aggregates.micros(NOW + dt.timedelta(minutes=2))
+
+
+def test_events_applied_in_separate_batches_add_up_like_one_batch(website, other_website):
+    visit = a_visit(website, NOW)
+    aggregates.apply(visit)
+    for change in a_visit(other_website, NOW):
+        aggregates.apply([change])
+    columns = [*aggregates.TALLY_COLUMNS, "last_us"]
+    mine = Tally.objects.filter(website=website).values_list(*columns).get()
+    theirs = Tally.objects.filter(website=other_website).values_list(*columns).get()
+    assert mine == theirs
+
+
+def test_a_second_pageview_ends_a_bounce_in_the_quarter_the_session_started(website):
+    start = NOW - dt.timedelta(minutes=20)  # an earlier quarter than the second pageview
+    first = state(start, start, 1)
+    aggregates.apply([recorded(website, start, session_after=first)])
+    assert tally(website, start).bounces == 1
+    aggregates.apply(
+        [recorded(website, NOW, session_before=first, session_after=state(start, NOW, 2))]
+    )
+    assert tally(website, start).bounces == 0
+    assert tally(website, start).session_pageviews == 2
+    assert tally(website, NOW).sessions == 0 and tally(website, NOW).pageviews == 1
+
+
+def test_a_visitor_counts_once_per_day_however_many_batches_see_it(website):
+    for minute in range(3):
+        aggregates.apply([recorded(website, NOW + dt.timedelta(minutes=minute), path="/x")])
+    assert tally(website, NOW).day_visitors == 1
+    assert tally(website, NOW).month_visitors == 1
+    page = PeriodTally.objects.get(website=website, kind=aggregates.DAY, dim="p", value="/x")
+    assert (page.count, page.visitors) == (3, 1)
+
+
+def test_a_visitor_new_to_the_month_but_not_to_the_week_counts_in_the_month():
+    website = Website.objects.create(domain="np.example", timezone="Asia/Kathmandu")
+    # Friday 27 February 12:00 and Sunday 1 March 00:05 in Kathmandu (+05:45): one ISO week.
+    friday = dt.datetime(2026, 2, 27, 6, 15, tzinfo=dt.UTC)
+    sunday = dt.datetime(2026, 2, 28, 18, 20, tzinfo=dt.UTC)
+    aggregates.apply([recorded(website, friday)])
+    aggregates.apply([recorded(website, sunday)])
+    assert (tally(website, sunday).week_visitors, tally(website, sunday).month_visitors) == (0, 1)
+
+
+def test_quarters_follow_a_quarter_hour_zone_so_its_midnight_starts_a_day():
+    website = Website.objects.create(domain="np.example", timezone="Asia/Kathmandu")
+    midnight = dt.datetime(2026, 3, 9, 18, 15, tzinfo=dt.UTC)  # 00:00 on 10 March, local
+    aggregates.apply([recorded(website, midnight - dt.timedelta(seconds=1))])
+    aggregates.apply([recorded(website, midnight)])
+    assert tally(website, midnight).day_visitors == 1  # new to the new day
+    assert tally(website, midnight - dt.timedelta(seconds=1)).day_visitors == 1
+
+
+def test_a_visitor_with_a_session_ending_in_the_32_days_before_the_day_is_returning(website):
+    before = NOW - dt.timedelta(days=3)
+    Session.objects.create(website=website, visitor=7, started_at=before, last_event_at=before)
+    aggregates.apply([recorded(website, NOW, visitor=7), recorded(website, NOW, visitor=8)])
+    row = tally(website, NOW)
+    assert (row.day_session_visitors, row.day_returning) == (2, 1)
+
+
+def test_an_engagement_without_a_session_counts_only_as_an_event(website):
+    aggregates.apply([recorded(website, NOW, type="engagement", session_after=None)])
+    row = tally(website, NOW)
+    assert (row.pageviews, row.sessions, row.day_visitors) == (0, 0, 0)
+    assert row.last_us == aggregates.micros(NOW)
+
+
+def test_a_batch_costs_the_same_few_statements_whatever_its_number_of_events(website):
+    def statements(events: int) -> int:
+        batch = [
+            recorded(website, NOW + dt.timedelta(seconds=i), visitor=i % 5, session_after=None)
+            for i in range(events)
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            aggregates.apply(batch)
+        Tally.objects.all().delete()
+        FirstSeen.objects.all().delete()
+        PeriodTally.objects.all().delete()
+        return len(queries)
+
+    assert statements(10) == statements(300) <= 6
+
+
+# --- rebuild
+
+
+def snapshot_of_aggregates(website: Website) -> tuple[list, list, list]:
+    def rows(model, *order: str) -> list:
+        fields = [f.name for f in model._meta.concrete_fields if f.name != "id"]
+        return list(model.objects.filter(website=website).order_by(*order).values_list(*fields))
+
+    return (
+        [r for r in rows(Tally, "quarter") if any(r[2:-1])],
+        rows(PeriodTally, "kind", "period", "dim", "value"),
+        rows(FirstSeen, "visitor", "kind", "period", "key"),
+    )
+
+
+def some_traffic(website: Website) -> None:
+    for days in (40, 9, 1, 0):
+        for who in (1, 2, 3):
+            when = NOW - dt.timedelta(days=days, minutes=20 * who)
+            pageview(website, when, who, path=f"/p{who}", country="DE")
+            pageview(website, when + dt.timedelta(minutes=1), who, path="/next")
+            engagement(website, when + dt.timedelta(minutes=2), who)
+        custom(website, NOW - dt.timedelta(days=days, minutes=5), 4)
+
+
+def test_rebuilding_from_nothing_gives_every_figure_back(website):
+    some_traffic(website)
+    before = metrics.stats(website, "month", NOW), reports.daily(website, NOW)
+    Tally.objects.all().delete()
+    PeriodTally.objects.all().delete()
+    FirstSeen.objects.all().delete()
+    call_command("rebuild_aggregates", stdout=io.StringIO(), stderr=io.StringIO())
+    assert (metrics.stats(website, "month", NOW), reports.daily(website, NOW)) == before
+
+
+def test_the_rebuild_command_shows_progress_and_what_it_rebuilt(website):
+    some_traffic(website)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("rebuild_aggregates", "--website", website.website_id, stdout=out, stderr=err)
+    assert f"{website.website_id} [" in err.getvalue() and "40/40 events" in err.getvalue()
+    assert f"{website.website_id}: rebuilt from 2025-12-29 00:00 UTC, 40 events." in out.getvalue()
+
+
+def test_the_rebuild_command_refuses_an_unknown_website():
+    with pytest.raises(CommandError, match="No website has the id"):
+        call_command("rebuild_aggregates", "--website", "ws_nosuchsite")
+
+
+def test_a_rebuild_starts_on_the_monday_before_the_first_of_the_month():
+    floor, first = aggregates.rebuild_floor("Europe/Berlin", NOW)
+    assert floor == dt.datetime(2026, 2, 22, 23, 0, tzinfo=dt.UTC)  # Monday 23 Feb, local
+    assert first == dt.datetime(2026, 2, 28, 23, 0, tzinfo=dt.UTC)
+
+
+# --- prune
+
+
+def test_raw_retention_shorter_than_a_week_is_refused():
+    with pytest.raises(CommandError, match="at least 7 days"):
+        call_command("prune", "--raw-days", "3")
+
+
+def test_recorded_and_session_state_are_frozen_with_slots():
+    for cls in (Recorded, SessionState):
+        assert cls.__dataclass_params__.frozen and hasattr(cls, "__slots__")
+    assert [f.name for f in dataclasses.fields(Recorded)][-2:] == [
+        "session_before",
+        "session_after",
+    ]

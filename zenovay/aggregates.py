@@ -1,0 +1,607 @@
+"""Aggregates that ingest maintains, so that every figure costs the same at any traffic.
+
+The problem: a figure computed from a period's raw events costs what the period's traffic
+costs (5-7 s for `/e/stats` at 10^7 events a month). Instead, each batch of events updates
+a few aggregate rows in its own transaction (`apply`, called by `ingest.store`), so what was
+acknowledged is in every figure and nothing is counted twice, and reads sum those rows.
+
+Buckets are 15-minute UTC quarters (`Tally`). Every IANA zone's offset in use is a whole
+number of quarter hours (+05:30 Kolkata, +05:45 Kathmandu, +08:45 Eucla, +12:45 Chatham)
+and DST moves clocks by 30 or 60 minutes, so every local hour, day, ISO week and month is
+a whole number of quarters: any site time zone is served exactly from UTC rows, and the
+website's zone only decides which quarters a figure sums. (Hour buckets in UTC would put
+Kolkata's midnight inside a bucket.) A month is at most 2,976 quarters whatever the traffic.
+
+Sums (pageviews, custom events, sessions, bounces, session pageviews, durations) are
+additive: a quarter row holds them. Sessions belong to the quarter they started in; a
+session that grows (a second pageview ends a bounce, an engagement event lengthens it)
+applies the difference between its state before and after the event (`Recorded`).
+
+Distinct visitors are not additive, so each is exact through first-seen rows
+(`FirstSeen`): per (website, visitor, kind of period, period, key) one row, inserted if
+absent; each insert adds one to a counter in the quarter of the visitor's first
+appearance. "Visitors today" is then the sum of today's quarters' `day_visitors`, and
+"visitors yesterday before 14:07" the sum of the quarters before 14:00 plus a count of
+yesterday's first-seen rows from 14:00 to 14:07 (an index range: the new visitors of one
+quarter at most). Day rows cascade: week and month rows are tried only when the day row
+was new (a visitor seen today was seen this week and this month), so a batch tries about
+one row per visitor and day, not one per event and period. The same rows keyed by a
+dimension value (page, referrer, utm source, country, device, browser, OS, custom event
+name) make the dashboard's breakdown visitors exact too, per local day, week and month
+(`PeriodTally`).
+
+New and returning visitors: a visitor's first session of a period inserts a row of the
+session kinds, flagged `returning` when the visitor had a session that ended in the 32 days
+before the period began (identities live one salt period, a month, at most), looked up at
+insert time in the session table by its (website, visitor, last_event_at) index.
+
+Costs of a read (R = rows read): a day is <= 100 quarter rows, a month <= 2,976, a chart
+of 30 days <= 2,880; a breakdown reads the PeriodTally rows of one period and dimension
+(its distinct values); the yesterday cut-off adds two index ranges over one quarter. None
+grows with the number of events. The 5-minute window stays a query on raw events over the
+(website, ts) index: O(events in the window).
+
+Cost of a batch: one SELECT of the batch's websites' time zones, one SELECT of earlier
+sessions of the visitors that start a session, two multi-row INSERT ... ON CONFLICT DO
+NOTHING RETURNING (hour and day rows, then the week and month rows of the new day rows),
+and one
+multi-row upsert for each of PeriodTally and Tally, rows sorted by key so concurrent
+batches lock them in the same order and never deadlock. Tally is written last: its rows
+(one per website and quarter) are the ones every concurrent batch touches, so they are
+held locked for the shortest time.
+
+Limits, stated: a website whose time zone changes keeps its past periods as they were
+counted; `manage.py rebuild_aggregates --website` re-keys what the raw events still cover.
+First-seen rows of a period keep the first *recorded* event's time; events recorded out
+of order within one quarter can shift a visitor's first-seen time inside that quarter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import zoneinfo
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from django.db import connection
+
+QUARTER_US = 900_000_000
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+RETURNING_LOOKBACK = dt.timedelta(days=32)  # as metrics.RETURNING_LOOKBACK
+CHUNK = 400  # rows per multi-row statement (SQLite allows 32,766 parameters)
+
+# Kinds of first-seen rows (and of PeriodTally periods).
+HOUR, DAY, WEEK, MONTH = 1, 2, 3, 4
+SESSION_DAY, SESSION_WEEK, SESSION_MONTH = 12, 13, 14
+# The breakdown dimensions and their one-letter codes in PeriodTally.dim and FirstSeen.key.
+DIMENSIONS = {
+    "page": "p",
+    "referrer": "r",
+    "utm_source": "u",
+    "country": "c",
+    "device": "d",
+    "browser": "b",
+    "os": "o",
+    "event": "e",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    started_at: dt.datetime
+    last_event_at: dt.datetime
+    pageviews: int
+    custom_events: int
+    entry_path: str
+    exit_path: str
+    referrer_host: str
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
+    country: str
+    device: str
+    browser: str
+    os: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One stored event with its visitor's open session before and after it."""
+
+    website_pk: int
+    ts: dt.datetime
+    visitor: int
+    type: Literal["pageview", "engagement", "event"]
+    path: str
+    hostname: str
+    referrer_host: str
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
+    name: str
+    props: dict | None
+    engaged_ms: int
+    country: str
+    device: str
+    browser: str
+    os: str
+    session_before: SessionState | None
+    session_after: SessionState | None
+
+
+# --- Time
+
+
+def micros(moment: dt.datetime) -> int:
+    return (moment - EPOCH) // dt.timedelta(microseconds=1)
+
+
+def quarter_of(moment: dt.datetime) -> int:
+    return micros(moment) // QUARTER_US
+
+
+def quarter_start(quarter: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(microseconds=quarter * QUARTER_US)
+
+
+@functools.lru_cache(maxsize=8192)
+def periods(zone_name: str, quarter: int) -> tuple[int, int, int, int]:
+    """Local hour, day, ISO week and month starts (epoch seconds) of a quarter's events.
+
+    A quarter never straddles a local boundary (see the module docstring), so its start
+    stands for every instant in it; the day, week and month starts are built as
+    `metrics.period_start` builds them."""
+    zone = zoneinfo.ZoneInfo(zone_name)
+    local = quarter_start(quarter).astimezone(zone)
+    hour = local.replace(minute=0, second=0, microsecond=0)
+    day = local.date()
+    starts = (day, day - dt.timedelta(days=day.weekday()), day.replace(day=1))
+    return (
+        int(hour.timestamp()),
+        *(int(dt.datetime.combine(d, dt.time(), tzinfo=zone).timestamp()) for d in starts),
+    )
+
+
+# --- Maintenance
+
+
+def apply(changes: Sequence[Recorded]) -> None:
+    """Update the aggregates for a batch of recorded events, in the caller's transaction."""
+    if not changes:
+        return
+    batch = _Batch(_zones({change.website_pk for change in changes}))
+    for change in changes:
+        batch.event(change)
+        batch.session(change)
+    with connection.cursor() as cursor:
+        batch.write(cursor)
+
+
+def _zones(website_pks: Iterable[int]) -> dict[int, str]:
+    pks = sorted(website_pks)
+    with connection.cursor() as cursor:
+        sql = f"SELECT id, timezone FROM zenovay_website WHERE id IN {_list(pks)}"  # noqa: S608
+        cursor.execute(sql, pks)
+        return dict(cursor.fetchall())
+
+
+TALLY_COLUMNS = (
+    "pageviews",
+    "custom_events",
+    "sessions",
+    "bounces",
+    "session_pageviews",
+    "duration_us",
+    "hour_visitors",
+    "day_visitors",
+    "week_visitors",
+    "month_visitors",
+    "day_session_visitors",
+    "week_session_visitors",
+    "month_session_visitors",
+    "day_returning",
+    "week_returning",
+    "month_returning",
+)
+_COLUMN = {name: i for i, name in enumerate(TALLY_COLUMNS)}
+_VISITOR_COLUMN = {
+    HOUR: "hour_visitors",
+    DAY: "day_visitors",
+    WEEK: "week_visitors",
+    MONTH: "month_visitors",
+    SESSION_DAY: "day_session_visitors",
+    SESSION_WEEK: "week_session_visitors",
+    SESSION_MONTH: "month_session_visitors",
+}
+_RETURNING_COLUMN = {
+    SESSION_DAY: "day_returning",
+    SESSION_WEEK: "week_returning",
+    SESSION_MONTH: "month_returning",
+}
+# A visitor new to the day may be new to its week and its month (which need not nest).
+_CASCADE = {DAY: (WEEK, MONTH), SESSION_DAY: (SESSION_WEEK, SESSION_MONTH)}
+_PERIOD_INDEX = {
+    HOUR: 0,
+    DAY: 1,
+    WEEK: 2,
+    MONTH: 3,
+    SESSION_DAY: 1,
+    SESSION_WEEK: 2,
+    SESSION_MONTH: 3,
+}
+
+Key = tuple[int, int, int, int, str]  # website, visitor, kind, period, key
+
+
+def _bounce(session: SessionState | None) -> int:
+    return int(session is not None and session.pageviews == 1 and session.custom_events == 0)
+
+
+def _duration(session: SessionState | None) -> int:
+    if session is None:
+        return 0
+    return (session.last_event_at - session.started_at) // dt.timedelta(microseconds=1)
+
+
+class _Batch:
+    """The rows a batch touches, grouped by key; `write` sends them in a few statements.
+
+    `floors` (for `rebuild`) leaves alone every period that starts before the website's
+    floor: those are complete already and are not being rebuilt."""
+
+    def __init__(self, zones: dict[int, str], floors: dict[int, int] | None = None) -> None:
+        self.zones = zones
+        self.floors = floors or {}
+        self.tally: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0] * len(TALLY_COLUMNS))
+        self.last: dict[tuple[int, int], int] = {}
+        self.dims: dict[tuple[int, int, int, str, str], list[int]] = defaultdict(lambda: [0, 0])
+        self.seen: dict[Key, tuple[int, tuple[int, int, int, int]]] = {}
+        self.starts: set[tuple[int, int]] = set()  # (website, visitor) starting a session
+        self.batch_sessions: dict[tuple[int, int, int], int] = {}  # started -> last event
+
+    def _floor(self, website_pk: int) -> int:
+        return self.floors.get(website_pk, -(2**62))
+
+    def event(self, change: Recorded) -> None:
+        pk, us = change.website_pk, micros(change.ts)
+        quarter = us // QUARTER_US
+        spans = periods(self.zones[pk], quarter)
+        key = (pk, quarter)
+        self.last[key] = max(self.last.get(key, 0), us)
+        row = self.tally[key]
+        if change.type == "pageview":
+            row[_COLUMN["pageviews"]] += 1
+            self._see(pk, change.visitor, HOUR, "", us, spans)
+            self._see(pk, change.visitor, DAY, "", us, spans)
+            values = (
+                ("p", change.path),
+                ("r", change.referrer_host),
+                ("u", change.utm_source),
+                ("c", change.country),
+                ("d", change.device),
+                ("b", change.browser),
+                ("o", change.os),
+            )
+        elif change.type == "event":
+            row[_COLUMN["custom_events"]] += 1
+            values = (("e", change.name),)
+        else:
+            return
+        floor = self._floor(pk)
+        for dim, value in values:
+            if not value:
+                continue
+            for kind, period in ((DAY, spans[1]), (WEEK, spans[2]), (MONTH, spans[3])):
+                if period >= floor:
+                    self.dims[(pk, kind, period, dim, value)][0] += 1
+            self._see(pk, change.visitor, DAY, f"{dim}:{value}", us, spans)
+
+    def _see(
+        self, pk: int, visitor: int, kind: int, key: str, us: int, spans: tuple[int, ...]
+    ) -> None:
+        period = spans[_PERIOD_INDEX[kind]]
+        if period >= self._floor(pk):
+            self.seen.setdefault((pk, visitor, kind, period, key), (us, spans))
+
+    def session(self, change: Recorded) -> None:
+        before, after = change.session_before, change.session_after
+        if after is None:
+            return
+        pk = change.website_pk
+        started = micros(after.started_at)
+        self.batch_sessions[(pk, change.visitor, started)] = micros(after.last_event_at)
+        if before is None:
+            self.started(pk, change.visitor, after)
+            return
+        row = self.tally[(pk, started // QUARTER_US)]
+        row[_COLUMN["bounces"]] += _bounce(after) - _bounce(before)
+        row[_COLUMN["session_pageviews"]] += after.pageviews - before.pageviews
+        row[_COLUMN["duration_us"]] += _duration(after) - _duration(before)
+
+    def started(self, pk: int, visitor: int, session: SessionState) -> None:
+        """A session began (with `session` as its state so far)."""
+        started = micros(session.started_at)
+        row = self.tally[(pk, started // QUARTER_US)]
+        row[_COLUMN["sessions"]] += 1
+        row[_COLUMN["bounces"]] += _bounce(session)
+        row[_COLUMN["session_pageviews"]] += session.pageviews
+        row[_COLUMN["duration_us"]] += _duration(session)
+        spans = periods(self.zones[pk], started // QUARTER_US)
+        self._see(pk, visitor, SESSION_DAY, "", started, spans)
+        self.starts.add((pk, visitor))
+
+    # --- Writing
+
+    def write(self, cursor) -> None:
+        earlier = self._earlier_sessions(cursor)
+        level = dict(self.seen)
+        while level:
+            following_level: dict[Key, tuple[int, tuple[int, int, int, int]]] = {}
+            for key, us, spans in _insert_first_seen(cursor, level, earlier):
+                pk, visitor, kind, period, label = key
+                if label:
+                    dim, value = label.split(":", 1)
+                    self.dims[(pk, kind, period, dim, value)][1] += 1
+                else:
+                    row = self.tally[(pk, us // QUARTER_US)]
+                    row[_COLUMN[_VISITOR_COLUMN[kind]]] += 1
+                    if kind in _RETURNING_COLUMN and _returning(earlier, pk, visitor, period):
+                        row[_COLUMN[_RETURNING_COLUMN[kind]]] += 1
+                for following in _CASCADE.get(kind, ()):
+                    period = spans[_PERIOD_INDEX[following]]
+                    later = (pk, visitor, following, period, label)
+                    # Days of one week (or month) in one batch: the earliest one is first.
+                    if period >= self._floor(pk) and us < following_level.get(later, (us + 1,))[0]:
+                        following_level[later] = (us, spans)
+            level = following_level
+        _upsert_dims(cursor, self.dims)
+        _upsert_tally(cursor, self.tally, self.last)
+
+    def _earlier_sessions(self, cursor) -> dict[tuple[int, int], list[int]]:
+        """Last-event times (microseconds) of the sessions of visitors starting one here,
+        from the session table and from this batch, as far back as a returning check looks."""
+        found: dict[tuple[int, int], list[int]] = defaultdict(list)
+        if not self.starts:
+            return found
+        for (pk, visitor, _), last in self.batch_sessions.items():
+            found[(pk, visitor)].append(last)
+        pks = sorted({pk for pk, _ in self.starts})
+        visitors = sorted({visitor for _, visitor in self.starts})
+        lo = (
+            min(key[3] for key in self.seen if key[2] == SESSION_DAY) * 1_000_000
+            - _micros_of(RETURNING_LOOKBACK)
+            - 31 * 86_400_000_000
+        )
+        adapt = connection.ops.adapt_datetimefield_value
+        cursor.execute(
+            "SELECT website_id, visitor, last_event_at FROM zenovay_session"  # noqa: S608
+            f" WHERE website_id IN {_list(pks)} AND visitor IN {_list(visitors)}"
+            " AND last_event_at >= %s",
+            [*pks, *visitors, adapt(EPOCH + dt.timedelta(microseconds=lo))],
+        )
+        for pk, visitor, last in cursor.fetchall():
+            if (pk, visitor) in self.starts:
+                found[(pk, visitor)].append(micros(aware(last)))
+        return found
+
+
+def _micros_of(delta: dt.timedelta) -> int:
+    return delta // dt.timedelta(microseconds=1)
+
+
+def _returning(
+    earlier: dict[tuple[int, int], list[int]], pk: int, visitor: int, period: int
+) -> bool:
+    """A session of this visitor ended in the lookback before the period began."""
+    start = period * 1_000_000
+    lo = start - _micros_of(RETURNING_LOOKBACK)
+    return any(lo <= last < start for last in earlier.get((pk, visitor), ()))
+
+
+def aware(value: dt.datetime | str) -> dt.datetime:
+    """A datetime column as a raw cursor reads it: SQLite gives naive UTC (or text)."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _chunks(rows: list, size: int = CHUNK) -> Iterator[list]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+def _insert_first_seen(
+    cursor,
+    level: dict[Key, tuple[int, tuple[int, int, int, int]]],
+    earlier: dict[tuple[int, int], list[int]],
+) -> list[tuple[Key, int, tuple[int, int, int, int]]]:
+    """Insert the rows that are absent; return those that were (this batch's news)."""
+    new = []
+    for chunk in _chunks(sorted(level)):
+        params: list[object] = []
+        for pk, visitor, kind, period, label in chunk:
+            flag = kind in _RETURNING_COLUMN and _returning(earlier, pk, visitor, period)
+            params += [
+                pk,
+                visitor,
+                kind,
+                period,
+                label,
+                level[(pk, visitor, kind, period, label)][0],
+                flag,
+            ]
+        cursor.execute(_many(_FIRST_SEEN_HEAD, 7, len(chunk), _FIRST_SEEN_TAIL), params)
+        for row in cursor.fetchall():
+            key: Key = tuple(row)  # type: ignore[assignment]
+            new.append((key, *level[key]))
+    return new  # type: ignore[return-value]
+
+
+def _upsert_dims(cursor, dims: dict[tuple[int, int, int, str, str], list[int]]) -> None:
+    rows = sorted((key, counts) for key, counts in dims.items() if any(counts))
+    for chunk in _chunks(rows):
+        params: list[object] = []
+        for key, (count, visitors) in chunk:
+            params += [*key, count, visitors]
+        cursor.execute(_many(_DIMS_HEAD, 7, len(chunk), _DIMS_TAIL), params)
+
+
+# Statements are composed from these fixed texts only; values always go as parameters.
+def _list(values: Sequence[object]) -> str:
+    return "(" + ", ".join(["%s"] * len(values)) + ")"
+
+
+def _many(head: str, width: int, count: int, tail: str) -> str:
+    """A multi-row INSERT of `count` rows of `width` parameters each."""
+    row = "(" + ", ".join(["%s"] * width) + ")"
+    return f"{head} VALUES {', '.join([row] * count)} {tail}"
+
+
+_FIRST_SEEN_HEAD = (
+    "INSERT INTO zenovay_firstseen"
+    " (website_id, visitor, kind, period, key, first_us, returning_visitor)"
+)
+_FIRST_SEEN_TAIL = (
+    "ON CONFLICT (website_id, visitor, kind, period, key) DO NOTHING"
+    " RETURNING website_id, visitor, kind, period, key"
+)
+_DIMS_HEAD = (
+    "INSERT INTO zenovay_periodtally (website_id, kind, period, dim, value, count, visitors)"
+)
+_DIMS_TAIL = (
+    "ON CONFLICT (website_id, kind, period, dim, value) DO UPDATE SET"
+    " count = zenovay_periodtally.count + excluded.count,"
+    " visitors = zenovay_periodtally.visitors + excluded.visitors"
+)
+_TALLY_HEAD = (
+    f"INSERT INTO zenovay_tally (website_id, quarter, {', '.join(TALLY_COLUMNS)}, last_us)"
+)
+_TALLY_TAIL = (
+    "ON CONFLICT (website_id, quarter) DO UPDATE SET "
+    + ", ".join(f"{c} = zenovay_tally.{c} + excluded.{c}" for c in TALLY_COLUMNS)
+    + ", last_us = CASE WHEN excluded.last_us > zenovay_tally.last_us"
+    " THEN excluded.last_us ELSE zenovay_tally.last_us END"
+)
+
+
+def _upsert_tally(
+    cursor, tally: dict[tuple[int, int], list[int]], last: dict[tuple[int, int], int]
+) -> None:
+    rows = sorted(tally.items())
+    width = len(TALLY_COLUMNS) + 3
+    for chunk in _chunks(rows):
+        params: list[object] = []
+        for key, counts in chunk:
+            params += [*key, *counts, last.get(key, 0)]
+        cursor.execute(_many(_TALLY_HEAD, width, len(chunk), _TALLY_TAIL), params)
+
+
+# --- Rebuilding from raw events
+
+Progress = Callable[[int, int], None]
+
+
+def rebuild(
+    website_pk: int,
+    since: dt.datetime | None = None,
+    *,
+    progress: Progress | None = None,
+    chunk: int = 5000,
+) -> tuple[dt.datetime, int]:
+    """Recompute one website's aggregates from `since` (default: its oldest event) on, from
+    its raw events and sessions; idempotent. Returns the floor it rebuilt from and the
+    number of events replayed. Run it in a transaction (the command does)."""
+    from zenovay.models import Event, FirstSeen, PeriodTally, Session, Tally, Website
+
+    website = Website.objects.get(pk=website_pk)
+    if since is None:
+        since = (
+            Event.objects.filter(website=website)
+            .order_by("ts")
+            .values_list("ts", flat=True)
+            .first()
+        )
+        if since is None:
+            since = dt.datetime.now(dt.UTC)
+    floor, first = rebuild_floor(website.timezone, since)
+    floor_s = int(floor.timestamp())
+    Tally.objects.filter(website=website, quarter__gte=quarter_of(floor)).update(
+        **{column: 0 for column in TALLY_COLUMNS if not column.startswith("month_")}
+    )
+    Tally.objects.filter(website=website, quarter__gte=quarter_of(first)).update(
+        month_visitors=0, month_session_visitors=0, month_returning=0
+    )
+    PeriodTally.objects.filter(website=website, period__gte=floor_s).delete()
+    FirstSeen.objects.filter(website=website, period__gte=floor_s).delete()
+    zones = {website.pk: website.timezone}
+    events = Event.objects.filter(website=website, ts__gte=floor).order_by("ts", "id")
+    total, done = events.count(), 0
+    fields = [f.name for f in Event._meta.concrete_fields if f.name not in ("id", "website")]
+    for rows in _chunks_of(events.values_list(*fields), chunk):
+        batch = _Batch(zones, {website.pk: floor_s})
+        for row in rows:
+            values = dict(zip(fields, row, strict=True))
+            batch.event(
+                Recorded(website_pk=website.pk, session_before=None, session_after=None, **values)
+            )
+        with connection.cursor() as cursor:
+            batch.write(cursor)
+        done += len(rows)
+        if progress:
+            progress(done, total)
+    sessions = Session.objects.filter(website=website, started_at__gte=floor).order_by(
+        "started_at", "id"
+    )
+    for rows in _chunks_of(sessions, chunk):
+        batch = _Batch(zones, {website.pk: floor_s})
+        for session in rows:
+            batch.started(website.pk, session.visitor, _state(session))
+        with connection.cursor() as cursor:
+            batch.write(cursor)
+    return floor, total
+
+
+def rebuild_floor(zone_name: str, since: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """Where a rebuild from `since` starts: the local Monday on or before the 1st of its
+    month (returned second), so every week and month it touches is rebuilt whole; the
+    month before, which may share that week, keeps its own month rows."""
+    zone = zoneinfo.ZoneInfo(zone_name)
+    first = since.astimezone(zone).date().replace(day=1)
+    monday = first - dt.timedelta(days=first.weekday())
+    return tuple(  # type: ignore[return-value]
+        dt.datetime.combine(day, dt.time(), tzinfo=zone).astimezone(dt.UTC)
+        for day in (monday, first)
+    )
+
+
+def _chunks_of(rows: Iterable, size: int) -> Iterator[list]:
+    chunk = []
+    for row in rows.iterator(chunk_size=size) if hasattr(rows, "iterator") else rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _state(session) -> SessionState:
+    return SessionState(
+        started_at=session.started_at,
+        last_event_at=session.last_event_at,
+        pageviews=session.pageviews,
+        custom_events=session.custom_events,
+        entry_path=session.entry_path,
+        exit_path=session.exit_path,
+        referrer_host=session.referrer_host,
+        utm_source=session.utm_source,
+        utm_medium=session.utm_medium,
+        utm_campaign=session.utm_campaign,
+        country=session.country,
+        device=session.device,
+        browser=session.browser,
+        os=session.os,
+    )
