@@ -234,6 +234,11 @@ _PERIOD_INDEX = {
 }
 
 Key = tuple[int, int, int, int, str]  # website, visitor, kind, period, key
+# Country, device, browser and OS come with the visitor's address and user agent, so they
+# rarely change within a period: one "profile" first-seen row holds all four (one row per
+# visitor and period instead of four); a new profile counts only the values it brings.
+PROFILE, SEP = "x:", "\x1f"
+_PROFILE_DIMS = ("c", "d", "b", "o")
 
 
 def _bounce(session: SessionState | None) -> int:
@@ -297,7 +302,12 @@ class _Batch:
             for kind, period in ((DAY, spans[1]), (WEEK, spans[2]), (MONTH, spans[3])):
                 if period >= floor:
                     self.dims[(pk, kind, period, dim, value)][0] += 1
-            self._see(pk, change.visitor, DAY, f"{dim}:{value}", us, spans)
+            if dim not in _PROFILE_DIMS:
+                self._see(pk, change.visitor, DAY, f"{dim}:{value}", us, spans)
+        if change.type == "pageview":
+            profile = (change.country, change.device, change.browser, change.os)
+            if any(profile):
+                self._see(pk, change.visitor, DAY, PROFILE + SEP.join(profile), us, spans)
 
     def _see(
         self, pk: int, visitor: int, kind: int, key: str, us: int, spans: tuple[int, ...]
@@ -340,9 +350,12 @@ class _Batch:
         level = dict(self.seen)
         while level:
             following_level: dict[Key, tuple[int, tuple[int, int, int, int]]] = {}
+            profiles: list[tuple[Key, int]] = []
             for key, us, spans in _insert_first_seen(cursor, level, earlier):
                 pk, visitor, kind, period, label = key
-                if label:
+                if label.startswith(PROFILE):
+                    profiles.append((key, us))
+                elif label:
                     dim, value = label.split(":", 1)
                     self.dims[(pk, kind, period, dim, value)][1] += 1
                 else:
@@ -356,9 +369,28 @@ class _Batch:
                     # Days of one week (or month) in one batch: the earliest one is first.
                     if period >= self._floor(pk) and us < following_level.get(later, (us + 1,))[0]:
                         following_level[later] = (us, spans)
+            if profiles:
+                self._profile_visitors(cursor, profiles)
             level = following_level
         _upsert_dims(cursor, self.dims)
         _upsert_tally(cursor, self.tally, self.last)
+
+    def _profile_visitors(self, cursor, profiles: list[tuple[Key, int]]) -> None:
+        """Count a new profile row's country, device, browser and OS for each value that
+        no earlier profile of the visitor in that period had (usually there is none)."""
+        groups = sorted({key[:4] for key, _ in profiles})
+        known: dict[tuple, list[tuple[int, str]]] = defaultdict(list)
+        for chunk in _chunks(groups, CHUNK // 4):
+            params = [value for group in chunk for value in group]
+            cursor.execute(_profiles_of(len(chunk)), params)
+            for pk, visitor, kind, period, label, us in cursor.fetchall():
+                known[(pk, visitor, kind, period)].append((us, label))
+        for key, us in profiles:
+            earlier = [label for at, label in known[key[:4]] if (at, label) < (us, key[4])]
+            values = key[4][len(PROFILE) :].split(SEP)
+            for i, (dim, value) in enumerate(zip(_PROFILE_DIMS, values, strict=True)):
+                if value and all(other[len(PROFILE) :].split(SEP)[i] != value for other in earlier):
+                    self.dims[(*key[0:1], *key[2:4], dim, value)][1] += 1
 
     def _earlier_sessions(self, cursor) -> dict[tuple[int, int], list[int]]:
         """Last-event times (microseconds) of the sessions of visitors starting one here,
@@ -447,6 +479,17 @@ def _upsert_dims(cursor, dims: dict[tuple[int, int, int, str, str], list[int]]) 
         for key, (count, visitors) in chunk:
             params += [*key, count, visitors]
         cursor.execute(_many(_DIMS_HEAD, 7, len(chunk), _DIMS_TAIL), params)
+
+
+def _profiles_of(groups: int) -> str:
+    """The profile rows of `groups` (website, visitor, kind, period) groups."""
+    match = " OR ".join(
+        ["(website_id = %s AND visitor = %s AND kind = %s AND period = %s)"] * groups
+    )
+    return (
+        "SELECT website_id, visitor, kind, period, key, first_us FROM zenovay_firstseen"  # noqa: S608
+        f" WHERE ({match}) AND substr(key, 1, 2) = 'x:'"
+    )
 
 
 # Statements are composed from these fixed texts only; values always go as parameters.
