@@ -398,3 +398,22 @@ async def test_open_sockets_are_closed_with_4503_when_the_layer_hangs_and_the_ti
     while layer.calls.count("group_add") < 2:
         assert time.monotonic() < deadline, f"the ticker stopped: {layer.calls}"
         await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2, 3])
+async def test_the_ticker_ends_when_cancelled_just_as_it_is_woken(db, turns):
+    """A cancellation that arrives as the ticker's wake-up event is set must still end it
+    (asyncio.wait_for on Python 3.11 dropped it: the loop ran on, and closing the event
+    loop waited for it for ever)."""
+    live.ensure_ticker()
+    state = live._here()
+    ticker = state.ticker
+    for _ in range(5):  # let it reach its wait
+        await asyncio.sleep(0)
+    state.wake.set()
+    for _ in range(turns):  # the cancellation lands at each step of the wake-up in turn
+        await asyncio.sleep(0)
+    ticker.cancel()
+    done, _ = await asyncio.wait({ticker}, timeout=2)
+    assert done == {ticker}, "the ticker ignored its cancellation"
+    assert ticker.cancelled()

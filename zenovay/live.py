@@ -410,8 +410,11 @@ async def run_ticker() -> None:
     next_tick, next_presence = now + TICK_SECONDS, now
     while True:
         deadline = min(next_tick, next_presence, schedule.next_due() or next_tick)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that
+        # arrives as the event is set, and this loop would then outlive its event loop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), max(0.0, deadline - time.monotonic()))
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await wake.wait()
         wake.clear()
         now = time.monotonic()
         here = set(here_hub.sites)
