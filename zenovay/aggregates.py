@@ -279,8 +279,9 @@ class _Batch:
         row = self.tally[key]
         if change.type == "pageview":
             row[_COLUMN["pageviews"]] += 1
-            self._see(pk, change.visitor, HOUR, "", us, spans)
-            self._see(pk, change.visitor, DAY, "", us, spans)
+            for kind in (HOUR, DAY):
+                if not self._counted(change.session_before, kind, spans, pk):
+                    self._see(pk, change.visitor, kind, "", us, spans)
             values = (
                 ("p", change.path),
                 ("r", change.referrer_host),
@@ -308,6 +309,20 @@ class _Batch:
             profile = (change.country, change.device, change.browser, change.os)
             if any(profile):
                 self._see(pk, change.visitor, DAY, PROFILE + SEP.join(profile), us, spans)
+
+    def _counted(
+        self, before: SessionState | None, kind: int, spans: tuple[int, ...], pk: int
+    ) -> bool:
+        """The visitor's open session had a pageview in this local hour (day) already, so
+        its first-seen row is there: no need to try it again (most pageviews)."""
+        if before is None or before.pageviews == 0:
+            return False
+        i = _PERIOD_INDEX[kind]
+        zone = self.zones[pk]
+        return all(
+            periods(zone, quarter_of(moment))[i] == spans[i]
+            for moment in (before.started_at, before.last_event_at)
+        )
 
     def _see(
         self, pk: int, visitor: int, kind: int, key: str, us: int, spans: tuple[int, ...]
@@ -348,6 +363,7 @@ class _Batch:
     def write(self, cursor) -> None:
         earlier = self._earlier_sessions(cursor)
         level = dict(self.seen)
+        self.new_plain: set[tuple[int, int, int, int]] = set()
         while level:
             following_level: dict[Key, tuple[int, tuple[int, int, int, int]]] = {}
             profiles: list[tuple[Key, int]] = []
@@ -359,6 +375,7 @@ class _Batch:
                     dim, value = label.split(":", 1)
                     self.dims[(pk, kind, period, dim, value)][1] += 1
                 else:
+                    self.new_plain.add(key[:4])
                     row = self.tally[(pk, us // QUARTER_US)]
                     row[_COLUMN[_VISITOR_COLUMN[kind]]] += 1
                     if kind in _RETURNING_COLUMN and _returning(earlier, pk, visitor, period):
@@ -377,14 +394,21 @@ class _Batch:
 
     def _profile_visitors(self, cursor, profiles: list[tuple[Key, int]]) -> None:
         """Count a new profile row's country, device, browser and OS for each value that
-        no earlier profile of the visitor in that period had (usually there is none)."""
-        groups = sorted({key[:4] for key, _ in profiles})
+        no earlier profile of the visitor in that period had (usually there is none).
+
+        A visitor whose plain row of the period is new too had no pageview in it before this
+        batch, so no earlier profile either: only this batch's own are looked at. Others
+        (a known visitor with a new profile: rare) are looked up."""
         known: dict[tuple, list[tuple[int, str]]] = defaultdict(list)
+        for key, us in profiles:
+            known[key[:4]].append((us, key[4]))
+        groups = sorted({key[:4] for key, _ in profiles} - self.new_plain)
         for chunk in _chunks(groups, CHUNK // 4):
             params = [value for group in chunk for value in group]
             cursor.execute(_profiles_of(len(chunk)), params)
             for pk, visitor, kind, period, label, us in cursor.fetchall():
-                known[(pk, visitor, kind, period)].append((us, label))
+                if (us, label) not in known[(pk, visitor, kind, period)]:
+                    known[(pk, visitor, kind, period)].append((us, label))
         for key, us in profiles:
             earlier = [label for at, label in known[key[:4]] if (at, label) < (us, key[4])]
             values = key[4][len(PROFILE) :].split(SEP)

@@ -48,13 +48,15 @@ def prune(
 ) -> tuple[int, int]:
     """Delete events before `raw_before` (default `before`), sessions that ended before
     `before`, aggregates of quarters and periods before it, and first-seen rows of periods
-    that began more than two months before `now`; the numbers of events and sessions."""
+    that began before it or (given `now`) more than two months before `now`; the numbers
+    of events and sessions."""
     events = _in_batches(Event.objects.filter(ts__lt=raw_before or before))
     sessions = _in_batches(Session.objects.filter(last_event_at__lt=before))
     _in_batches(Tally.objects.filter(quarter__lt=quarter_of(before)))
     _in_batches(PeriodTally.objects.filter(period__lt=int(before.timestamp())))
-    first_seen = (now or timezone.now()) - dt.timedelta(days=FIRST_SEEN_DAYS)
-    _in_batches(FirstSeen.objects.filter(period__lt=int(max(first_seen, before).timestamp())))
+    if now is not None:
+        before = max(before, now - dt.timedelta(days=FIRST_SEEN_DAYS))
+    _in_batches(FirstSeen.objects.filter(period__lt=int(before.timestamp())))
     return events, sessions
 
 

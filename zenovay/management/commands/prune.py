@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from zenovay import retention
 
@@ -24,7 +25,8 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         raw_before = max(raw_before, before)  # raw events never outlive the figures' span
-        events, sessions = retention.prune(before=before, raw_before=raw_before)
+        now = timezone.now()
+        events, sessions = retention.prune(before=before, raw_before=raw_before, now=now)
         self.stdout.write(
             f"Deleted {events} events and {sessions} sessions before"
             f" {raw_before:%Y-%m-%d %H:%M} and {before:%Y-%m-%d %H:%M} UTC;"
