@@ -475,34 +475,21 @@ def _insert_first_seen(
     earlier: dict[tuple[int, int], list[int]],
 ) -> list[tuple[Key, int, tuple[int, int, int, int]]]:
     """Insert the rows that are absent; return those that were (this batch's news)."""
-    new = []
-    for chunk in _chunks(sorted(level)):
-        params: list[object] = []
-        for pk, visitor, kind, period, label in chunk:
-            flag = kind in _RETURNING_COLUMN and _returning(earlier, pk, visitor, period)
-            params += [
-                pk,
-                visitor,
-                kind,
-                period,
-                label,
-                level[(pk, visitor, kind, period, label)][0],
-                flag,
-            ]
-        cursor.execute(_many(_FIRST_SEEN_HEAD, 7, len(chunk), _FIRST_SEEN_TAIL), params)
-        for row in cursor.fetchall():
-            key: Key = tuple(row)  # type: ignore[assignment]
-            new.append((key, *level[key]))
-    return new  # type: ignore[return-value]
+    rows = [
+        [
+            *key,
+            level[key][0],
+            key[2] in _RETURNING_COLUMN and _returning(earlier, key[0], key[1], key[3]),
+        ]
+        for key in sorted(level)
+    ]
+    inserted = _insert(cursor, _FIRST_SEEN_HEAD, _FIRST_SEEN_TYPES, rows, _FIRST_SEEN_TAIL)
+    return [(tuple(row), *level[tuple(row)]) for row in inserted]  # type: ignore[misc]
 
 
 def _upsert_dims(cursor, dims: dict[tuple[int, int, int, str, str], list[int]]) -> None:
-    rows = sorted((key, counts) for key, counts in dims.items() if any(counts))
-    for chunk in _chunks(rows):
-        params: list[object] = []
-        for key, (count, visitors) in chunk:
-            params += [*key, count, visitors]
-        cursor.execute(_many(_DIMS_HEAD, 7, len(chunk), _DIMS_TAIL), params)
+    rows = [[*key, *counts] for key, counts in sorted(dims.items()) if any(counts)]
+    _insert(cursor, _DIMS_HEAD, _DIMS_TYPES, rows, _DIMS_TAIL)
 
 
 def _profiles_of(groups: int) -> str:
@@ -532,9 +519,11 @@ _FIRST_SEEN_HEAD = (
     " (website_id, visitor, kind, period, key, first_us, returning_visitor)"
 )
 _FIRST_SEEN_TAIL = (
-    "ON CONFLICT (website_id, visitor, kind, period, key) DO NOTHING"
+    "ON CONFLICT (website_id, kind, period, visitor, key) DO NOTHING"
     " RETURNING website_id, visitor, kind, period, key"
 )
+_FIRST_SEEN_TYPES = ("bigint", "bigint", "smallint", "bigint", "text", "bigint", "boolean")
+_DIMS_TYPES = ("bigint", "smallint", "bigint", "text", "text", "bigint", "bigint")
 _DIMS_HEAD = (
     "INSERT INTO zenovay_periodtally (website_id, kind, period, dim, value, count, visitors)"
 )
@@ -557,13 +546,32 @@ _TALLY_TAIL = (
 def _upsert_tally(
     cursor, tally: dict[tuple[int, int], list[int]], last: dict[tuple[int, int], int]
 ) -> None:
-    rows = sorted(tally.items())
-    width = len(TALLY_COLUMNS) + 3
+    rows = [[*key, *counts, last.get(key, 0)] for key, counts in sorted(tally.items())]
+    _insert(cursor, _TALLY_HEAD, ("bigint",) * (len(TALLY_COLUMNS) + 3), rows, _TALLY_TAIL)
+
+
+def _insert(cursor, head: str, types: Sequence[str], rows: list[list], tail: str) -> list:
+    """One INSERT of many rows; what it returns (RETURNING), if anything.
+
+    PostgreSQL gets one array per column (`unnest`): a statement of a few parameters
+    whatever the number of rows, which the driver need not parse at length (a VALUES list
+    of thousands of placeholders cost more CPU than the database's work). SQLite gets
+    VALUES lists of `CHUNK` rows."""
+    if not rows:
+        return []
+    returns = "RETURNING" in tail
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{kind}[]" for kind in types)
+        sql = f"{head} SELECT * FROM unnest({arrays}) {tail}"  # noqa: S608 - fixed texts
+        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+        return cursor.fetchall() if returns else []
+    found = []
     for chunk in _chunks(rows):
-        params: list[object] = []
-        for key, counts in chunk:
-            params += [*key, *counts, last.get(key, 0)]
-        cursor.execute(_many(_TALLY_HEAD, width, len(chunk), _TALLY_TAIL), params)
+        params = [value for row in chunk for value in row]
+        cursor.execute(_many(head, len(types), len(chunk), tail), params)
+        if returns:
+            found += cursor.fetchall()
+    return found
 
 
 # --- Rebuilding from raw events

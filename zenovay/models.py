@@ -221,6 +221,10 @@ class Salt(models.Model):
 
 
 # --- Aggregates maintained by ingest (zenovay.aggregates explains the scheme and its costs)
+#
+# Their website keys have no database constraint and no index of their own: each insert
+# would pay a foreign-key check, and every key starts with the website already. Deleting a
+# website still deletes them (Django's cascade).
 
 
 class Tally(models.Model):
@@ -230,7 +234,9 @@ class Tally(models.Model):
     `*_returning` count the visitors whose first-seen row of that kind (see FirstSeen) is in
     this quarter. Bounces and durations are kept as sums updated by deltas."""
 
-    website = models.ForeignKey(Website, on_delete=models.CASCADE, related_name="+", db_index=False)
+    website = models.ForeignKey(
+        Website, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     quarter = models.BigIntegerField()
     pageviews = models.BigIntegerField(default=0)
     custom_events = models.BigIntegerField(default=0)
@@ -261,7 +267,9 @@ class PeriodTally(models.Model):
     """Per website, local day / ISO week / month, and dimension value: pageviews (or custom
     event firings) and distinct visitors, for the dashboard's breakdowns."""
 
-    website = models.ForeignKey(Website, on_delete=models.CASCADE, related_name="+", db_index=False)
+    website = models.ForeignKey(
+        Website, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     kind = models.PositiveSmallIntegerField()
     period = models.BigIntegerField(help_text="The period's local start, epoch seconds.")
     dim = models.CharField(max_length=1)
@@ -284,7 +292,9 @@ class FirstSeen(models.Model):
     """A visitor's first appearance in a period (hour, day, week, month; per dimension value
     or plain): inserted if absent, and each insert adds one to a counter."""
 
-    website = models.ForeignKey(Website, on_delete=models.CASCADE, related_name="+", db_index=False)
+    website = models.ForeignKey(
+        Website, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     visitor = models.BigIntegerField()
     kind = models.PositiveSmallIntegerField()
     period = models.BigIntegerField(help_text="The period's local start, epoch seconds.")
@@ -295,7 +305,7 @@ class FirstSeen(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["website", "visitor", "kind", "period", "key"], name="first_seen_key"
+                fields=["website", "kind", "period", "visitor", "key"], name="first_seen_unique"
             )
         ]
         indexes = [
@@ -304,7 +314,6 @@ class FirstSeen(models.Model):
                 name="first_seen_plain",
                 condition=models.Q(key=""),
             ),
-            models.Index(fields=["period"], name="first_seen_period"),
         ]
 
     def __str__(self) -> str:

@@ -20,8 +20,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from zenovay import aggregates
 from zenovay.aggregates import quarter_of
-from zenovay.models import Event, FirstSeen, PeriodTally, Session, Tally
+from zenovay.models import Event, FirstSeen, PeriodTally, Session, Tally, Website
 
 MINIMUM_DAYS = 62
 RAW_MINIMUM_DAYS = 7
@@ -56,8 +57,23 @@ def prune(
     _in_batches(PeriodTally.objects.filter(period__lt=int(before.timestamp())))
     if now is not None:
         before = max(before, now - dt.timedelta(days=FIRST_SEEN_DAYS))
-    _in_batches(FirstSeen.objects.filter(period__lt=int(before.timestamp())))
+    for website_pk, kind in _first_seen_kinds():  # each a range of the unique index
+        rows = FirstSeen.objects.filter(website_id=website_pk, kind=kind)
+        _in_batches(rows.filter(period__lt=int(before.timestamp())))
     return events, sessions
+
+
+def _first_seen_kinds() -> list[tuple[int, int]]:
+    kinds = (
+        aggregates.HOUR,
+        aggregates.DAY,
+        aggregates.WEEK,
+        aggregates.MONTH,
+        aggregates.SESSION_DAY,
+        aggregates.SESSION_WEEK,
+        aggregates.SESSION_MONTH,
+    )
+    return [(pk, kind) for pk in Website.objects.values_list("pk", flat=True) for kind in kinds]
 
 
 def _in_batches(queryset) -> int:
