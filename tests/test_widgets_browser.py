@@ -220,6 +220,38 @@ def test_a_changed_number_pulses(owner, visitor, live_url, website):
     in_frame.wait_for_function("pulsed.includes('zv-live-count zv-bump')")
 
 
+def test_a_pulse_survives_the_same_number_arriving_before_the_page_paints(
+    owner, visitor, live_url, website
+):
+    # Under load two frames (the event's push, then the ticker's) can land before the
+    # page paints: the second, with the same number, must not replace the element whose
+    # pulse has not started. A hidden widget stands for the page that has not painted.
+    page = open_customer_page(
+        owner, customer_html(live_url, website, body=counter_iframe(live_url, website))
+    )
+    in_frame = page.locator("#counter-frame").element_handle().content_frame()
+    expect(in_frame.locator("#zv-live-count")).to_have_text("0")
+    in_frame.evaluate(
+        "window.pulsed = [];"
+        "addEventListener('animationstart', e => pulsed.push(e.target.id));"
+        "document.getElementById('zv').style.display = 'none';"
+    )
+
+    visit_shop(visitor, live_url, website)
+    expect(in_frame.locator("#zv-live-count")).to_have_text("1")
+    in_frame.evaluate(
+        """async () => {
+          const settle = 4 * htmx.config.defaultSettleDelay + 50;
+          await new Promise(done => setTimeout(done, settle));
+          const frame = '<span id="zv-live-count" hx-swap-oob="true" data-count="1">1</span>';
+          htmx.swap(document.getElementById("zv"), frame, {swapStyle: "none"});
+          await new Promise(done => setTimeout(done, settle));
+          document.getElementById("zv").style.display = "";
+        }"""
+    )
+    in_frame.wait_for_function("pulsed.includes('zv-live-count')")
+
+
 # --- When sockets fail: polling, then offline.
 
 

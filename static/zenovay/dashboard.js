@@ -66,7 +66,12 @@
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
     var next = event.detail.fragment.firstElementChild;
     var count = next && next.getAttribute("data-count");
-    if (count === null || count === event.detail.target.getAttribute("data-count")) return;
+    if (count === null) return;
+    // The same number again: keep the element, and the pulse it may not have played yet.
+    if (count === event.detail.target.getAttribute("data-count")) {
+      event.detail.shouldSwap = false;
+      return;
+    }
     next.classList.add("bump");
   });
   document.addEventListener("animationend", function (event) {
