@@ -481,20 +481,11 @@ def check_against_rebuild(website) -> None:
     from django.db import transaction
 
     from zenovay import aggregates
-    from zenovay.models import FirstSeen, PeriodTally, Tally
 
-    def rows() -> list:
-        out = []
-        for model in (Tally, PeriodTally, FirstSeen):
-            fields = [f.name for f in model._meta.concrete_fields if f.name != "id"]
-            found = sorted(model.objects.filter(website=website).values_list(*fields))
-            out.append([r for r in found if model is not Tally or any(r[2:-1])])
-        return out
-
-    loaded = rows()
+    loaded = aggregates.rows_of(website.pk)
     with transaction.atomic():
         aggregates.rebuild(website.pk)
-    rebuilt = rows()
+    rebuilt = aggregates.rows_of(website.pk)
     for name, a, b in zip(("tally", "period tally", "first seen"), loaded, rebuilt, strict=True):
         if a != b:
             raise SystemExit(f"loaded {name} rows differ from a rebuild: {len(a)} vs {len(b)}")

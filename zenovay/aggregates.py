@@ -639,6 +639,19 @@ def rebuild(
     return floor, total
 
 
+def rows_of(website_pk: int) -> list[list[tuple]]:
+    """Every aggregate row of a website, sorted, without ids (Tally rows that count nothing
+    left out): what ingest kept, to compare with what `rebuild` makes (tests, benchmarks)."""
+    from zenovay.models import FirstSeen, PeriodTally, Tally
+
+    found = []
+    for model in (Tally, PeriodTally, FirstSeen):
+        fields = [f.name for f in model._meta.concrete_fields if f.name != "id"]
+        rows = sorted(model.objects.filter(website_id=website_pk).values_list(*fields))
+        found.append([row for row in rows if model is not Tally or any(row[2:-1])])
+    return found
+
+
 def rebuild_floor(zone_name: str, since: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """Where a rebuild from `since` starts: the local Monday on or before the 1st of its
     month (returned second), so every week and month it touches is rebuilt whole; the

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from django.db import connection, transaction
 from django.utils import timezone
 
-from zenovay import clientinfo, ids, live, pagepaths, salts, shared_cache
+from zenovay import aggregates, clientinfo, ids, live, pagepaths, salts, shared_cache
 from zenovay.models import Event, Website
 
 MAX_BODY_BYTES = 4096
@@ -259,9 +259,51 @@ def store(batch: Sequence[Pending]) -> list[tuple[Pending, _Session | None, _Ses
             changes.append((pending, before, after))
         _write_sessions(cursor, sessions)
         _write_events(cursor, batch)
+        aggregates.apply([_recorded(*change) for change in changes])
         for website_pk in {pending.website_pk for pending in batch}:
             transaction.on_commit(lambda pk=website_pk: live.site_changed(pk), robust=True)
     return changes
+
+
+def _recorded(
+    pending: Pending, before: _Session | None, after: _Session | None
+) -> aggregates.Recorded:
+    payload = pending.payload
+    return aggregates.Recorded(
+        website_pk=pending.website_pk,
+        ts=pending.ts,
+        visitor=pending.visitor,
+        type=payload.type,
+        path=payload.path,
+        hostname=payload.hostname,
+        referrer_host=payload.referrer_host,
+        utm_source=payload.utm_source,
+        utm_medium=payload.utm_medium,
+        utm_campaign=payload.utm_campaign,
+        name=payload.name,
+        props=payload.props,
+        engaged_ms=payload.engaged_ms,
+        country=pending.country,
+        device=pending.device,
+        browser=pending.browser,
+        os=pending.os,
+        session_before=_state(before),
+        session_after=_state(after),
+    )
+
+
+def _state(session: _Session | None) -> aggregates.SessionState | None:
+    if session is None:
+        return None
+    return aggregates.SessionState(
+        session.started_at,
+        session.last_event_at,
+        session.pageviews,
+        session.custom_events,
+        session.entry_path,
+        session.exit_path,
+        *session.facts,
+    )
 
 
 def _lock_visitors(cursor, batch: Sequence[Pending]) -> None:
