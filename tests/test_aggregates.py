@@ -16,9 +16,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.test_metrics import custom, engagement, pageview
-from zenovay import aggregates, metrics, reports
+from zenovay import aggregates, metrics, reports, retention
 from zenovay.aggregates import Recorded, SessionState
-from zenovay.models import FirstSeen, PeriodTally, Session, Tally, Website
+from zenovay.models import Event, FirstSeen, PeriodTally, Session, Tally, Website
 
 pytestmark = pytest.mark.django_db
 
@@ -187,18 +187,6 @@ def test_a_batch_costs_the_same_few_statements_whatever_its_number_of_events(web
 # --- rebuild
 
 
-def snapshot_of_aggregates(website: Website) -> tuple[list, list, list]:
-    def rows(model, *order: str) -> list:
-        fields = [f.name for f in model._meta.concrete_fields if f.name != "id"]
-        return list(model.objects.filter(website=website).order_by(*order).values_list(*fields))
-
-    return (
-        [r for r in rows(Tally, "quarter") if any(r[2:-1])],
-        rows(PeriodTally, "kind", "period", "dim", "value"),
-        rows(FirstSeen, "visitor", "kind", "period", "key"),
-    )
-
-
 def some_traffic(website: Website) -> None:
     for days in (40, 9, 1, 0):
         for who in (1, 2, 3):
@@ -207,6 +195,16 @@ def some_traffic(website: Website) -> None:
             pageview(website, when + dt.timedelta(minutes=1), who, path="/next")
             engagement(website, when + dt.timedelta(minutes=2), who)
         custom(website, NOW - dt.timedelta(days=days, minutes=5), 4)
+
+
+def test_rebuilding_reproduces_what_ingest_maintained_and_is_idempotent(website):
+    some_traffic(website)
+    maintained = aggregates.rows_of(website.pk)
+    assert maintained[0] and maintained[1] and maintained[2]
+    aggregates.rebuild(website.pk)
+    assert aggregates.rows_of(website.pk) == maintained
+    aggregates.rebuild(website.pk, NOW - dt.timedelta(days=2))
+    assert aggregates.rows_of(website.pk) == maintained
 
 
 def test_rebuilding_from_nothing_gives_every_figure_back(website):
@@ -241,9 +239,36 @@ def test_a_rebuild_starts_on_the_monday_before_the_first_of_the_month():
 # --- prune
 
 
+def test_pruning_raw_events_sooner_keeps_every_figure(website):
+    some_traffic(website)
+    figures = [metrics.stats(website, p, NOW) for p in metrics.PERIODS], reports.daily(website, NOW)
+    retention.prune(before=retention.cutoff(NOW, 62), raw_before=NOW - dt.timedelta(hours=1))
+    assert not Event.objects.filter(ts__lt=NOW - dt.timedelta(hours=1)).exists()
+    assert [metrics.stats(website, p, NOW) for p in metrics.PERIODS] == figures[0]
+    assert reports.daily(website, NOW) == figures[1]
+
+
+def test_pruning_drops_aggregates_and_first_seen_rows_older_than_their_use(website):
+    some_traffic(website)
+    retention.prune(before=NOW - dt.timedelta(days=20), now=NOW)
+    oldest = aggregates.quarter_of(NOW - dt.timedelta(days=20))
+    assert not Tally.objects.filter(quarter__lt=oldest).exists()
+    assert Tally.objects.filter(quarter__gte=oldest).exists()
+    assert not FirstSeen.objects.filter(period__lt=(NOW - dt.timedelta(days=20)).timestamp())
+
+
 def test_raw_retention_shorter_than_a_week_is_refused():
     with pytest.raises(CommandError, match="at least 7 days"):
         call_command("prune", "--raw-days", "3")
+
+
+def test_the_prune_command_keeps_aggregates_of_events_it_deletes(website, settings):
+    settings.ZENOVAY_RAW_RETENTION_DAYS = 7
+    pageview(website, dt.datetime.now(dt.UTC) - dt.timedelta(days=10))
+    out = io.StringIO()
+    call_command("prune", stdout=out)
+    assert "Deleted 1 events and 0 sessions" in out.getvalue()
+    assert Tally.objects.filter(website=website, pageviews=1).exists()
 
 
 def test_recorded_and_session_state_are_frozen_with_slots():

@@ -1,14 +1,26 @@
 """The owner dashboard's extra queries: time series, breakdowns and custom events.
 
 Like `metrics`, every function returns JSON-ready TypedDicts and lists, never
-QuerySets, and every query is bounded by time (at most the last 30 days, or the
-period the owner picked), so a page costs the same after years of traffic.
+QuerySets. They read the aggregates ingest maintains (`zenovay.aggregates`), so a page
+costs the same at any traffic:
+
+- charts: the quarter-hour rows of the last 24 hours (<= 100) or 30 days (<= 2,880), each
+  summed into its local hour or day; visitors per hour and per day are exact (first-seen
+  counters of the local hour and day);
+- breakdowns and custom events over today, this week or this month (what the dashboard
+  asks for): the period's rows of that dimension, one per distinct value, with exact
+  distinct visitors;
+- recent custom events: the newest rows of the (website, type, ts) index.
+
 Buckets follow the website's time zone: a day starts at local midnight, so days
-around a DST change have 23 or 25 hours.
+around a DST change have 23 or 25 hours. Any other span (not a whole period so far, or
+with events recorded after its end) is computed from raw events as before: exact, and
+bounded by that span.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 from typing import Literal, TypedDict
@@ -17,9 +29,10 @@ from django.db import connection
 from django.db.models import Case, Count, F, IntegerField, QuerySet, When
 from django.db.models.functions import Collate
 
-from zenovay import metrics
+from zenovay import aggregates, metrics
+from zenovay.aggregates import quarter_of
 from zenovay.countries import country_name, flag
-from zenovay.models import Event, Website
+from zenovay.models import Event, PeriodTally, Tally, Website
 
 Field = Literal["page", "country", "referrer", "utm_source", "device", "browser", "os"]
 FIELDS: tuple[Field, ...] = ("page", "country", "referrer", "utm_source", "device", "browser", "os")
@@ -93,6 +106,8 @@ def hourly(website: Website, now: dt.datetime) -> list[Bucket]:
     last = current.astimezone(dt.UTC)
     starts = [last - dt.timedelta(hours=k) for k in range(HOURS - 1, -1, -1)]
     labels = [f"{start.astimezone(zone):%H:00}" for start in starts]
+    if metrics.fresh(website, now):
+        return _series_from_tallies(website, starts, labels, now, "hour_visitors")
     return _series(website, starts, labels, now)
 
 
@@ -103,7 +118,32 @@ def daily(website: Website, now: dt.datetime, days: int = DAYS) -> list[Bucket]:
     dates = [today - dt.timedelta(days=k) for k in range(days - 1, -1, -1)]
     starts = [dt.datetime.combine(day, dt.time(), tzinfo=zone) for day in dates]
     labels = [f"{day:%b} {day.day}" for day in dates]
+    if metrics.fresh(website, now):
+        return _series_from_tallies(website, starts, labels, now, "day_visitors")
     return _series(website, starts, labels, now)
+
+
+def _series_from_tallies(
+    website: Website,
+    starts: list[dt.datetime],
+    labels: list[str],
+    now: dt.datetime,
+    visitors: str,
+) -> list[Bucket]:
+    """Sum each bucket's quarter rows; `visitors` counts first appearances in the bucket."""
+    edges = [quarter_of(start) for start in starts]
+    rows = Tally.objects.filter(
+        website=website, quarter__gte=edges[0], quarter__lte=quarter_of(now)
+    ).values_list("quarter", "pageviews", visitors)
+    sums = [[0, 0] for _ in starts]
+    for quarter, views, seen in rows:
+        i = bisect.bisect_right(edges, quarter) - 1
+        sums[i][0] += seen
+        sums[i][1] += views
+    return [
+        {"start": metrics.iso(start), "label": label, "visitors": seen, "pageviews": views}
+        for start, label, (seen, views) in zip(starts, labels, sums, strict=True)
+    ]
 
 
 def _series(
@@ -142,6 +182,11 @@ def breakdown(
     website: Website, since: dt.datetime, until: dt.datetime, field: Field, limit: int = 10
 ) -> list[Row]:
     """Top values of one pageview field by distinct visitors; unknown values left out."""
+    kind = _whole_period(website, since, until)
+    if kind is not None:
+        rows = _period_rows(website, kind, since, aggregates.DIMENSIONS[field])
+        top = rows.order_by("-visitors", by_code_point("value"))[:limit]
+        return [_row(field, r.value, r.visitors, r.count) for r in top]
     column = _COLUMNS[field]
     rows = (
         _pageviews(website, since, until)
@@ -186,6 +231,10 @@ def custom_events(
     website: Website, since: dt.datetime, until: dt.datetime, limit: int = 10
 ) -> list[EventCount]:
     """Custom events by name: how often they fired and for how many visitors."""
+    kind = _whole_period(website, since, until)
+    if kind is not None:
+        top = _period_rows(website, kind, since, "e").order_by("-count", by_code_point("value"))
+        return [{"name": r.value, "count": r.count, "visitors": r.visitors} for r in top[:limit]]
     rows = (
         _custom(website, since, until)
         .values("name")
@@ -208,6 +257,25 @@ def recent_events(
         {"name": name, "path": path, "props": _props(props), "at": metrics.iso(ts)}
         for name, path, props, ts in rows
     ]
+
+
+_KINDS = (("today", aggregates.DAY), ("week", aggregates.WEEK), ("month", aggregates.MONTH))
+
+
+def _whole_period(website: Website, since: dt.datetime, until: dt.datetime) -> int | None:
+    """The aggregate kind when [since, until] is today, this week or this month so far."""
+    for period, kind in _KINDS:
+        if since == metrics.period_start(until, website, period):
+            return kind if metrics.fresh(website, until) else None
+    return None
+
+
+def _period_rows(
+    website: Website, kind: int, since: dt.datetime, dim: str
+) -> QuerySet[PeriodTally]:
+    return PeriodTally.objects.filter(
+        website=website, kind=kind, period=int(since.timestamp()), dim=dim
+    ).only("value", "count", "visitors")
 
 
 def _pageviews(website: Website, since: dt.datetime, until: dt.datetime) -> QuerySet[Event]:
@@ -238,7 +306,7 @@ def period_figures(website: Website, period: metrics.Period, now: dt.datetime) -
         "period": period,
         "since": metrics.iso(since),
         "visitors": stats["visitors"][period],
-        "pageviews": metrics._pageview_totals(website, since, now)[1],
+        "pageviews": metrics.pageviews(website, since, now),
         "live": stats["visitors"]["live"],
         "bounceRate": stats["bounceRate"],
         "avgSessionDuration": stats["avgSessionDuration"],
