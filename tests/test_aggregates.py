@@ -278,3 +278,24 @@ def test_recorded_and_session_state_are_frozen_with_slots():
         "session_before",
         "session_after",
     ]
+
+
+# --- The migration of an existing install
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrating_an_install_with_events_builds_the_aggregates_ingest_would_have_kept(website):
+    from django.db.migrations.executor import MigrationExecutor
+
+    some_traffic(website)
+    maintained = aggregates.rows_of(website.pk)
+    assert all(maintained)
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes("zenovay")
+
+    MigrationExecutor(connection).migrate([("zenovay", "0002_drop_event_session")])
+    assert Event.objects.filter(website=website).exists()  # the raw events stay
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(latest)
+
+    assert aggregates.rows_of(website.pk) == maintained

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('zenovay', '0004_rebuild_aggregates'),
+        ('zenovay', '0003_aggregates'),
     ]
 
     operations = [

@@ -29,6 +29,6 @@ def rebuild(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("zenovay", "0003_aggregates")]
+    dependencies = [("zenovay", "0004_aggregate_keys")]
 
     operations = [migrations.RunPython(rebuild, migrations.RunPython.noop)]
