@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import secrets
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils.deprecation import MiddlewareMixin
 
-from tests.servers import ROOT
+from tests.servers import ROOT, free_port
 from tests.test_ingest import body, client
 from zenovay import ingest, metrics, retention
 from zenovay.models import Event, Session
@@ -136,3 +140,65 @@ async def test_the_api_skips_the_sync_middleware_but_keeps_the_headers(
 
     await async_client.get("/healthz")  # every other page still takes the whole chain
     assert "SessionMiddleware" in hops and "CsrfViewMiddleware" in hops
+
+
+def test_snippets_follow_the_address_serve_listens_on(tmp_path):
+    """`serve 127.0.0.1:PORT` without ZENOVAY_PUBLIC_URL: the server's snippets and a later
+    `addsite` name that port, not the default 8000."""
+    env = {**os.environ, "ZENOVAY_VAR_DIR": str(tmp_path), "DJANGO_SECRET_KEY": "x" * 50}
+    for name in ("DATABASE_URL", "REDIS_URL", "ZENOVAY_PUBLIC_URL"):
+        env.pop(name, None)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}/e/openapi.json", server, timeout=60)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/e/openapi.json", timeout=10) as r:
+            assert json.load(r)["servers"][0]["url"] == f"http://127.0.0.1:{port}"
+        added = subprocess.run(
+            [sys.executable, "manage.py", "addsite", "shop.example"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert added.returncode == 0, added.stderr
+        snippet = json.loads(added.stdout)["snippet"]
+        assert f'src="http://127.0.0.1:{port}/z.js"' in snippet
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    assert f"Snippets load from http://127.0.0.1:{port}" in output
+
+
+def test_zenovay_public_url_wins_over_the_served_address(tmp_path):
+    (tmp_path / "served_url").write_text("http://127.0.0.1:8120\n")
+    env = {**os.environ, "ZENOVAY_VAR_DIR": str(tmp_path), "DJANGO_SECRET_KEY": "x" * 50}
+    env.pop("DATABASE_URL", None)
+    code = "from django.conf import settings; print(settings.ZENOVAY_PUBLIC_URL)"
+    shell = [sys.executable, "manage.py", "shell", "--no-imports", "-c", code]
+    env["ZENOVAY_PUBLIC_URL"] = "https://stats.example.com/"
+    chosen = subprocess.run(shell, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert chosen.stdout.strip() == "https://stats.example.com"
+    del env["ZENOVAY_PUBLIC_URL"]
+    served = subprocess.run(shell, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert served.stdout.strip() == "http://127.0.0.1:8120"
+
+
+def wait_until_serving(url: str, server: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.communicate()[0]
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {timeout} s")

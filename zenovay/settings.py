@@ -71,8 +71,22 @@ def _secret_key() -> str:
 
 
 DEBUG = env_bool("DJANGO_DEBUG")
-# The base URL snippets use; https here turns on the HTTPS-only settings below.
-ZENOVAY_PUBLIC_URL = os.environ.get("ZENOVAY_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# The base URL snippets use; https here turns on the HTTPS-only settings below. Unset, it
+# follows the address `manage.py serve` last listened on (kept in VAR_DIR/served_url), so a
+# newcomer's snippets work on any port, and `addsite` agrees with the running server.
+SERVED_URL_FILE = VAR_DIR / "served_url"
+
+
+def _public_url() -> str:
+    if "ZENOVAY_PUBLIC_URL" in os.environ:
+        return os.environ["ZENOVAY_PUBLIC_URL"].rstrip("/")
+    try:
+        return SERVED_URL_FILE.read_text().strip().rstrip("/") or "http://127.0.0.1:8000"
+    except OSError:
+        return "http://127.0.0.1:8000"
+
+
+ZENOVAY_PUBLIC_URL = _public_url()
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 

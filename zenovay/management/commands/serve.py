@@ -9,8 +9,10 @@ processes of a deployment, after one `manage.py migrate`.
 
 from __future__ import annotations
 
+import os
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
@@ -40,9 +42,26 @@ class Command(BaseCommand):
         if not no_setup:
             call_command("migrate", interactive=False, verbosity=0)
             self._ensure_admin(addrport)
+            self._follow_address(host, port)
         self.stdout.write(f"Serving HTTP and WebSockets on http://{addrport}/ (Ctrl-C stops)")
         self.stdout.flush()
         server.run(host, port)
+
+    def _follow_address(self, host: str, port: int) -> None:
+        """Unless ZENOVAY_PUBLIC_URL is set, snippets name the address served on (a
+        wildcard address as 127.0.0.1), here and in later commands (`addsite`)."""
+        if "ZENOVAY_PUBLIC_URL" in os.environ:
+            return
+        if host in ("0.0.0.0", "::"):  # noqa: S104 - a name for it, not a bind
+            host = "127.0.0.1"
+        url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        settings.ZENOVAY_PUBLIC_URL = url
+        settings.SERVED_URL_FILE.parent.mkdir(parents=True, exist_ok=True)
+        settings.SERVED_URL_FILE.write_text(url + "\n")
+        self.stdout.write(
+            f"Snippets load from {url}; set ZENOVAY_PUBLIC_URL to the address your visitors'"
+            " browsers reach."
+        )
 
     def _ensure_admin(self, addrport: str) -> None:
         users = get_user_model().objects
