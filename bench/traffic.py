@@ -680,11 +680,72 @@ def ingest_worker(batches: int) -> dict[str, Any]:
             if mode == "without":
                 patch.stop()
     per_event = {mode: statistics.median(v) * 1e6 for mode, v in times.items()}
+    whole = collect_path_cost(website, batches)
     return {
         "us_per_event_with": round(per_event["with"], 1),
         "us_per_event_without": round(per_event["without"], 1),
         "ratio": round(per_event["with"] / per_event["without"], 2),
+        "collect_us_with": round(whole["with"], 1),
+        "collect_us_without": round(whole["without"], 1),
+        "collect_ratio": round(whole["with"] / whole["without"], 2),
     }
+
+
+def collect_path_cost(website, batches: int) -> dict[str, float]:
+    """Seconds per event of the whole collect path but the HTTP framing: 100 concurrent
+    `api.collect.answer` calls (rate limit, client address and country, parsing, checks,
+    identity, the group commit and `ingest.store`), with and without `aggregates.apply`."""
+    import asyncio
+    from unittest import mock
+
+    from api import collect
+    from zenovay import aggregates, live
+
+    rng = random.Random(7)
+    agents = [
+        f"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        f"Chrome/{120 + i}.0.0.0 Safari/537.36"
+        for i in range(20)
+    ]
+
+    def request() -> dict[str, Any]:
+        body = {
+            "code": website.tracking_code,
+            "type": "pageview",
+            "url": f"https://ingest.example{zipf(rng, PATHS)}",
+            "referrer": rng.choice([None, None, None, *(f"https://{r}/" for r in REFERRERS)]),
+        }
+        return {
+            "method": "POST",
+            "headers": {"user-agent": rng.choice(agents), "content-type": "text/plain"},
+            "body": json.dumps(body).encode(),
+            "peer": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+        }
+
+    async def rounds() -> dict[str, list[float]]:
+        times: dict[str, list[float]] = {"with": [], "without": []}
+        for i in range(batches * 2 + 2):
+            mode = "with" if i % 2 else "without"
+            calls = [request() for _ in range(100)]
+            patch = mock.patch.object(aggregates, "apply", lambda changes: None)
+            if mode == "without":
+                patch.start()
+            began = time.perf_counter()
+            answers = await asyncio.gather(*(collect.answer(**call) for call in calls))
+            if i >= 2:  # the first two warm up
+                times[mode].append((time.perf_counter() - began) / len(calls))
+            if mode == "without":
+                patch.stop()
+            if any(answer.status != 202 for answer in answers):
+                raise SystemExit(f"collect answered {sorted({a.status for a in answers})}")
+        return times
+
+    with (
+        mock.patch.object(live, "ensure_ticker", lambda: None),
+        mock.patch("django.conf.settings.ZENOVAY_COLLECT_PER_MINUTE", 0),
+    ):
+        times = asyncio.run(rounds())
+    return {mode: statistics.median(v) * 1e6 for mode, v in times.items()}
 
 
 # --- Parent: databases, sizes, tables
@@ -717,10 +778,23 @@ def fresh_database(kind: str, keep: bool):
 def bench_ingest(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     with fresh_database(kind, args.keep) as database:
         cost = run_worker(database, ["--ingest", "--batches", str(args.ingest_batches)])
-    cost = cost or {"us_per_event_with": "-", "us_per_event_without": "-", "ratio": "-"}
+    cost = cost or dict.fromkeys(
+        (
+            "us_per_event_with",
+            "us_per_event_without",
+            "ratio",
+            "collect_us_with",
+            "collect_us_without",
+            "collect_ratio",
+        ),
+        "-",
+    )
     print(
-        f"{kind} ingest per event: {cost['us_per_event_with']} us with aggregates, "
-        f"{cost['us_per_event_without']} us without ({cost['ratio']}x)\n",
+        f"{kind} ingest.store per event: {cost['us_per_event_with']} us with aggregates, "
+        f"{cost['us_per_event_without']} us without ({cost['ratio']}x)\n"
+        f"{kind} whole collect path per event (100 at once, no HTTP framing): "
+        f"{cost['collect_us_with']} us with aggregates, {cost['collect_us_without']} us"
+        f" without ({cost['collect_ratio']}x)\n",
         flush=True,
     )
     return cost
