@@ -241,7 +241,7 @@ def test_charts_are_inline_svg_with_24_hourly_and_30_daily_bars(olivia, site):
 def test_the_charts_fragment_refreshes_by_itself(olivia, site):
     visit(site)
     html = fragment(olivia, site, "zv-charts").content.decode()
-    assert 'id="zv-charts"' in html and 'hx-trigger="every 60s"' in html
+    assert 'id="zv-charts"' in html and 'hx-trigger="every 60s, zv:pushed from:body"' in html
     assert html.count('class="bar-v"') == 54 and "<html" not in html
 
 
@@ -754,3 +754,14 @@ async def test_the_websites_socket_drops_a_website_given_away_and_keeps_the_othe
         frames.append(await ws.receive_from())
     assert not any(other.website_id in frame for frame in frames)
     await ws.disconnect()
+
+
+def test_the_period_fragment_carries_the_headers_badge(olivia, site):
+    badge = '<span id="zv-badge" hx-swap-oob="true" class="badge {}">{}<'
+    html = fragment(olivia, site, "zv-period").content.decode()
+    assert badge.format("wait", "No events yet") in html
+    visit(site)
+    html = fragment(olivia, site, "zv-period").content.decode()
+    assert badge.format("on", "Active") in html
+    page = olivia.get(page_url(site)).content.decode()
+    assert 'id="zv-badge" class="badge on">Active<' in page and "hx-swap-oob" not in page

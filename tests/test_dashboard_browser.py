@@ -180,6 +180,14 @@ def test_a_new_owner_installs_the_snippet_and_sees_the_first_pageview_arrive(
     expect(page.locator("#zv-rt-today-views")).to_have_text("2")
     assert page.evaluate("window.__sameDocument") is True
 
+    # The rest of the page follows the pushes: the header's badge and today's figures
+    # agree with the live panel (they used to wait for a reload, or for a minute).
+    expect(page.locator("#zv-badge")).to_have_text("Active")
+    expect(page.locator("#zv-period-visitors")).to_have_text("1")
+    expect(page.locator("#zv-period-views")).to_have_text("2")
+    expect(page.locator("#zv-rt-today-visitors")).to_have_text("1")
+    assert page.evaluate("window.__sameDocument") is True
+
 
 def test_the_websites_list_counts_move_without_reloading(page: Page, base: str):
     owner = create_owner("olivia", PASSWORD)

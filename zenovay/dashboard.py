@@ -198,6 +198,7 @@ def _period_context(website: Website, period: metrics.Period, now: dt.datetime) 
     ]
     return {
         "website": website,
+        "status": metrics.status(website, now),  # the header's badge follows the figures
         "period": period,
         "periods": [(key, PERIOD_LABELS[key]) for key in metrics.PERIODS],
         "figures": reports.period_figures(website, period, now),

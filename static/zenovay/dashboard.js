@@ -37,6 +37,17 @@
     conn.querySelector(".conn-text").textContent = text;
   }
 
+  // The parts of the page that are fetched (periods, charts, the header's badge) follow
+  // each push of the live panel within half a second, so the whole page agrees.
+  var following = 0;
+  document.addEventListener("htmx:wsAfterMessage", function (event) {
+    if (following || !event.target.closest("[data-live]")) return;
+    following = setTimeout(function () {
+      following = 0;
+      htmx.trigger(document.body, "zv:pushed");
+    }, 500);
+  });
+
   document.addEventListener("htmx:wsOpen", function (event) {
     show(event.target, "live", "Live");
   });
