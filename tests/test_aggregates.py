@@ -280,6 +280,37 @@ def test_recorded_and_session_state_are_frozen_with_slots():
     ]
 
 
+# --- Which path answers
+
+
+def raw_path_refused(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("a figure scanned the raw events of a period")
+
+    for name in ("_pageview_totals", "_session_figures"):
+        monkeypatch.setattr(metrics, name, refuse)
+    monkeypatch.setattr(reports, "_series", refuse)
+
+
+def test_an_event_stamped_just_after_now_keeps_figures_on_the_aggregates(website, monkeypatch):
+    # A snapshot takes the time, then reads; at a busy site an event lands in between.
+    pageview(website, NOW - dt.timedelta(minutes=20), who=1)
+    pageview(website, NOW + dt.timedelta(milliseconds=3), who=2)
+    raw_path_refused(monkeypatch)
+    assert metrics.realtime(website, NOW)["visitors"]["today"] == 2
+    assert metrics.stats(website, "month", NOW)["visitors"]["month"] == 2
+    assert sum(bucket["pageviews"] for bucket in reports.hourly(website, NOW)) == 2
+
+
+def test_a_question_about_the_past_is_answered_from_raw_events(website, monkeypatch):
+    pageview(website, NOW - dt.timedelta(minutes=20), who=1)
+    pageview(website, NOW + dt.timedelta(minutes=1), who=2)
+    assert metrics.realtime(website, NOW)["visitors"]["today"] == 1
+    raw_path_refused(monkeypatch)
+    with pytest.raises(AssertionError, match="raw events"):
+        metrics.realtime(website, NOW)
+
+
 # --- The migration of an existing install
 
 
