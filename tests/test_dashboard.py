@@ -765,3 +765,29 @@ def test_the_period_fragment_carries_the_headers_badge(olivia, site):
     assert badge.format("on", "Active") in html
     page = olivia.get(page_url(site)).content.decode()
     assert 'id="zv-badge" class="badge on">Active<' in page and "hx-swap-oob" not in page
+
+
+def test_times_on_the_page_are_in_the_websites_zone(olivia, site):
+    site.timezone = "Asia/Kathmandu"
+    site.save()
+    waiting = olivia.get(page_url(site)).content.decode()
+    assert re.search(r"checked at \d\d:\d\d:\d\d \+0545;", waiting)
+    visit(site)
+    html = olivia.get(page_url(site)).content.decode()
+    assert re.search(r'<time datetime="[^"]+Z">\d\d:\d\d:\d\d \+0545</time>', html)
+    assert " UTC" not in html
+
+
+def test_the_pushed_panel_shows_its_time_in_the_websites_zone():
+    from zenovay import dashboard
+
+    snapshot = {
+        "visitors": {"current": 1, "today": 1, "change": 0.0},
+        "pageViews": {"current": 1, "today": 1, "change": 0.0},
+        "countries": [],
+        "topPages": [],
+        "timestamp": "2026-03-10T13:05:09Z",
+    }
+    paris = dashboard.realtime_fragment(snapshot, "Europe/Paris")
+    assert '<time datetime="2026-03-10T13:05:09Z">14:05:09 CET</time>' in paris
+    assert ">09:05:09 EDT</time>" in dashboard.realtime_fragment(snapshot, "America/New_York")

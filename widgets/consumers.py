@@ -68,6 +68,7 @@ class SiteConsumer(Follower):
     """Base: find the website from the URL, then follow it through this process's hub."""
 
     website_pk: int | None = None
+    zone = "UTC"  # the website's time zone, once found
 
     def find(self, ident: str) -> Website | None:
         raise NotImplementedError
@@ -83,6 +84,7 @@ class SiteConsumer(Follower):
             if website is None:
                 await self.close(code=NOT_FOUND, reason="unknown or disabled website")
                 return
+            self.zone = website.timezone  # for times in what it renders
             await live.hub().join(website.pk, self)
             self.website_pk = website.pk  # only once joined: disconnect() undoes exactly this
             live.ensure_ticker()
@@ -249,7 +251,7 @@ class OwnerSiteConsumer(OwnerFollower, SiteConsumer):
         return dashboard.owned_website(self.scope["user"], ident, enabled_only=True)
 
     def render(self, realtime: metrics.RealtimeSnapshot) -> str:
-        return dashboard.realtime_fragment(realtime)
+        return dashboard.realtime_fragment(realtime, self.zone)
 
     def followed(self) -> set[int]:
         return set() if self.website_pk is None else {self.website_pk}

@@ -156,7 +156,7 @@ def _period(request: HttpRequest) -> metrics.Period:
 
 def _panel_context(website: Website, period: metrics.Period, now: dt.datetime) -> dict[str, Any]:
     status = metrics.status(website, now)
-    context: dict[str, Any] = {"website": website, "status": status}
+    context: dict[str, Any] = {"website": website, "status": status, "zone": website.timezone}
     if status["last_event"] is None:
         return {**context, "setup": True, "snippet": snippets.tracker(website), "now": now}
     return {
@@ -225,15 +225,16 @@ def _with_flags(realtime: metrics.RealtimeSnapshot) -> dict[str, Any]:
 # --- Fragments pushed over the dashboard sockets, rendered once per snapshot per process
 
 
-def realtime_fragment(realtime: metrics.RealtimeSnapshot) -> str:
-    return _render("dashboard/_realtime.html", "", json.dumps(realtime))
+def realtime_fragment(realtime: metrics.RealtimeSnapshot, zone: str) -> str:
+    return _render("dashboard/_realtime.html", "", json.dumps(realtime), zone)
 
 
 def card_fragment(website_id: str, realtime: metrics.RealtimeSnapshot) -> str:
-    return _render("dashboard/_card_counts.html", website_id, json.dumps(realtime))
+    return _render("dashboard/_card_counts.html", website_id, json.dumps(realtime), "UTC")
 
 
 @functools.lru_cache(maxsize=256)
-def _render(template: str, website_id: str, snapshot_json: str) -> str:
+def _render(template: str, website_id: str, snapshot_json: str, zone: str) -> str:
     data = _with_flags(json.loads(snapshot_json))
-    return render_to_string(template, {"data": data, "website_id": website_id, "oob": True})
+    context = {"data": data, "website_id": website_id, "zone": zone, "oob": True}
+    return render_to_string(template, context)

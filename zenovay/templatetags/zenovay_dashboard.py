@@ -70,9 +70,20 @@ def referrer_url(host: object) -> str:
 @register.filter
 def local_time(iso: object, zone: str) -> str:
     """A snapshot's UTC timestamp as the website's wall-clock time: "Mar 10, 14:05"."""
+    local = _local(iso, zone)
+    return "" if local is None else f"{local:%b} {local.day}, {local:%H:%M}"
+
+
+@register.filter
+def clock_time(iso: object, zone: str) -> str:
+    """A UTC timestamp as the time of day in the website's zone: "14:05:09 CET"."""
+    local = _local(iso, zone)
+    return "" if local is None else f"{local:%H:%M:%S} {local:%Z}"
+
+
+def _local(iso: object, zone: str) -> dt.datetime | None:
     try:
         moment = dt.datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
-        local = moment.astimezone(zoneinfo.ZoneInfo(zone))
+        return moment.astimezone(zoneinfo.ZoneInfo(zone))
     except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-        return ""
-    return f"{local:%b} {local.day}, {local:%H:%M}"
+        return None
