@@ -11,6 +11,7 @@ import ipaddress
 import json
 import re
 import time
+from zoneinfo import ZoneInfo
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -18,10 +19,11 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.test import Client
+from django.utils import timezone
 
 from tests.conftest import DESKTOP_UA, OWNER_PASSWORD
 from widgets import consumers
-from zenovay import ingest, live, signin, store
+from zenovay import ingest, live, metrics, signin, store
 from zenovay.asgi import application
 from zenovay.models import Website
 
@@ -791,3 +793,17 @@ def test_the_pushed_panel_shows_its_time_in_the_websites_zone():
     paris = dashboard.realtime_fragment(snapshot, "Europe/Paris")
     assert '<time datetime="2026-03-10T13:05:09Z">14:05:09 CET</time>' in paris
     assert ">09:05:09 EDT</time>" in dashboard.realtime_fragment(snapshot, "America/New_York")
+
+
+@pytest.mark.parametrize("period", ["today", "week", "month"])
+def test_a_period_shows_the_dates_it_covers(olivia, site, period):
+    site.timezone = "Pacific/Auckland"  # a day ahead of UTC for half of it
+    site.save()
+    visit(site)
+    html = olivia.get(page_url(site, f"?period={period}")).content.decode()
+    now = timezone.now()
+    local = metrics.period_start(now, site, period).astimezone(ZoneInfo("Pacific/Auckland"))
+    assert (local.hour, local.minute) == (0, 0)
+    day = f"{local:%a} {local.day} {local:%b}"
+    shown = day if local.date() == now.astimezone(local.tzinfo).date() else f"{day} \N{EN DASH} now"
+    assert f'<span class="period-dates">{shown}</span>' in html

@@ -81,6 +81,18 @@ def clock_time(iso: object, zone: str) -> str:
     return "" if local is None else f"{local:%H:%M:%S} {local:%Z}"
 
 
+@register.filter
+def period_span(since_iso: object, zone: str) -> str:
+    """Where a period so far starts, in the website's zone: "Mon 30 Nov, en dash, now", or the
+    day alone for today ("Sat 5 Dec")."""
+    start = _local(since_iso, zone)
+    if start is None:
+        return ""
+    day = f"{start:%a} {start.day} {start:%b}"
+    today = dt.datetime.now(start.tzinfo).date()
+    return day if start.date() == today else f"{day} \N{EN DASH} now"
+
+
 def _local(iso: object, zone: str) -> dt.datetime | None:
     try:
         moment = dt.datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
