@@ -89,6 +89,14 @@ def test_an_htmx_request_without_a_session_sends_the_whole_page_to_sign_in(clien
     assert b"zv-period" not in response.content
 
 
+def test_only_a_deep_link_is_told_to_sign_in_to_see_it(client, db, site):
+    notice = "Please sign in to see this page."
+    home = client.get("/", follow=True)
+    assert home.request["PATH_INFO"] == "/login/" and notice not in home.content.decode()
+    deep = client.get(page_url(site), follow=True).content.decode()
+    assert notice in deep
+
+
 def test_the_sign_in_form_signs_an_owner_in_and_goes_to_the_dashboard(client, owner):
     page = client.get("/login/?next=/dashboard/")
     assert page.status_code == 200
