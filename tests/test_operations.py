@@ -202,3 +202,13 @@ def wait_until_serving(url: str, server: subprocess.Popen, timeout: float) -> No
         except (urllib.error.URLError, OSError):
             time.sleep(0.1)
     raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+def test_a_long_url_is_cut_in_the_404_log_line(client, db, caplog):
+    path = "/dashboard/" + "x" * 20_000
+    with caplog.at_level("WARNING", logger="django.request"):
+        assert 400 <= client.get(path).status_code < 500
+        assert client.get("/" + "y" * 20_000).status_code == 404
+    lines = [record.getMessage() for record in caplog.records if record.name == "django.request"]
+    assert lines and all(len(line) < 400 for line in lines)
+    assert any(line.startswith("Not Found: /yyyy") and "more characters" in line for line in lines)

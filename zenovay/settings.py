@@ -311,7 +311,12 @@ AUTHENTICATION_BACKENDS = ["zenovay.signin.SignInBackend"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"short": {"()": "zenovay.infra.logs.ShortArguments"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {"zenovay": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+    "loggers": {
+        "zenovay": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # "Not Found: <path>": the path is the client's, of any length.
+        "django.request": {"filters": ["short"]},
+    },
 }
