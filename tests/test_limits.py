@@ -285,6 +285,16 @@ def test_collect_is_limited_per_client_on_the_real_server(launch, shop):
     assert Event.objects.count() == 6
 
 
+@pytest.mark.parametrize("kind", ["daphne", "serve"])
+def test_a_429_says_too_many_requests_on_every_server(launch, shop, kind):
+    server = launch(kind, ZENOVAY_COLLECT_PER_MINUTE="1")
+    assert ask(server, "127.2.5.4", collect_request(shop.tracking_code)).status == 202
+    with connect(server, "127.2.5.4", 10) as sock:
+        sock.sendall(collect_request(shop.tracking_code))
+        status_line = read_all(sock).split(b"\r\n", 1)[0]
+    assert status_line == b"HTTP/1.1 429 Too Many Requests"
+
+
 def test_collect_from_another_sites_page_is_403_on_the_real_server(launch, shop):
     server = launch("serve")
     reply = ask(server, "127.2.5.3", collect_request(shop.tracking_code, "https://evil.example"))

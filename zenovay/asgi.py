@@ -4,8 +4,13 @@ the collect fast path before it, Channels for the widgets' WebSockets."""
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zenovay.settings")
+
+# Under Daphne, Twisted words the status line; it knows no 429 and would say "Unknown Status".
+if "twisted.web.http" in sys.modules:
+    sys.modules["twisted.web.http"].RESPONSES.setdefault(429, b"Too Many Requests")
 
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
