@@ -212,3 +212,11 @@ def test_a_long_url_is_cut_in_the_404_log_line(client, db, caplog):
     lines = [record.getMessage() for record in caplog.records if record.name == "django.request"]
     assert lines and all(len(line) < 400 for line in lines)
     assert any(line.startswith("Not Found: /yyyy") and "more characters" in line for line in lines)
+
+
+def test_the_favicon_exists(launch):
+    server = launch("serve")
+    with urllib.request.urlopen(f"{server.url}/favicon.ico", timeout=10) as response:
+        assert response.url.endswith("/static/zenovay/favicon.svg")
+        assert response.headers["Content-Type"].startswith("image/svg+xml")
+        assert response.read().startswith(b"<svg")

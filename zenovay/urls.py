@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth.views import LogoutView
+from django.templatetags.static import static
 from django.urls import path, re_path
+from django.views.generic import RedirectView
 
 from api import docs_views
 from api import views as api_views
@@ -11,6 +13,8 @@ from zenovay import dashboard
 from zenovay.settings import env_bool
 
 urlpatterns = [
+    # Browsers ask for it on every page of this server; the dashboard's pages link it too.
+    path("favicon.ico", RedirectView.as_view(url=static("zenovay/favicon.svg"), permanent=True)),
     path("z.js", widget_views.tracker_script, name="tracker"),
     path("widgets/live.js", widget_views.live_script, name="widget-live-script"),
     path("widgets/dashboard.js", widget_views.dashboard_script, name="widget-dashboard-script"),
