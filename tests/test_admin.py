@@ -123,8 +123,18 @@ def test_a_bad_domain_or_time_zone_is_a_form_error(client, owner):
         {"name": "x", "domain": "not a domain", "timezone": "Mars/Base", "enabled": "on"},
     )
     assert response.status_code == 200
-    assert b"is not a domain name" in response.content
+    assert response.content.count(b"is not a domain name") == 1  # under the field, once
     assert b"is not a time zone" in response.content
+
+
+def test_a_bad_extra_host_name_is_said_once(client, owner):
+    signed_in(client, owner)
+    response = client.post(
+        admin_url("add"),
+        {"domain": "shop.example", "extra_hostnames": "ok.example\nbad_host!", "timezone": "UTC"},
+    )
+    assert response.status_code == 200
+    assert response.content.count(b"is not a domain name") == 1
 
 
 def test_regenerating_asks_for_confirmation_first(client, owner, site):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import re
@@ -112,11 +113,13 @@ class Website(models.Model):
         super().save(*args, **kwargs)
 
     def clean(self) -> None:
-        if self.domain:
-            self.domain = normalize_domain(self.domain)
-        self.extra_hostnames = "\n".join(
-            normalize_domain(h) for h in split_lines(self.extra_hostnames)
-        )
+        """Normalise what is valid; the fields' own validators report what is not (once)."""
+        with contextlib.suppress(ValidationError):
+            self.domain = normalize_domain(self.domain) if self.domain else self.domain
+        with contextlib.suppress(ValidationError):
+            self.extra_hostnames = "\n".join(
+                normalize_domain(h) for h in split_lines(self.extra_hostnames)
+            )
         self.excluded_ips = "\n".join(split_lines(self.excluded_ips))
 
     def regenerate_tracking_code(self) -> None:
