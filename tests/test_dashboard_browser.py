@@ -189,6 +189,28 @@ def test_a_new_owner_installs_the_snippet_and_sees_the_first_pageview_arrive(
     assert page.evaluate("window.__sameDocument") is True
 
 
+def test_snippets_wrap_between_attributes_never_inside_a_value(page: Page, base: str):
+    owner = create_owner("olivia", PASSWORD)
+    website = Website.objects.create(domain="shop.example", name="Shop", owner=owner)
+    page.set_viewport_size({"width": 420, "height": 900})
+    sign_in(page, base)
+    one_line_each = """selector => [...document.querySelectorAll(selector + " .nb")]
+        .map(part => part.getClientRects().length)"""
+    page.goto(f"{base}/dashboard/{website.website_id}/")
+    snippet = page.locator("#zv-snippet")
+    expect(snippet).to_have_text(
+        f'<script async src="{base}/z.js" data-code="{website.tracking_code}"></script>'
+    )
+    assert snippet.evaluate("pre => pre.getClientRects()[0].height > 30")  # it did wrap
+    assert set(page.evaluate(one_line_each, "#zv-snippet")) == {1}
+
+    page.goto(f"{base}/admin/zenovay/website/{website.pk}/change/")
+    parts = page.evaluate(one_line_each, ".zv-snippet")
+    assert len(parts) > 20 and set(parts) == {1}
+    iframe = page.locator("#snippet-counter-iframe")
+    expect(iframe).to_contain_text('title="Live visitors"')
+
+
 def test_the_websites_list_counts_move_without_reloading(page: Page, base: str):
     owner = create_owner("olivia", PASSWORD)
     website = Website.objects.create(domain="shop.example", name="Shop", owner=owner)

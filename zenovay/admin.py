@@ -129,7 +129,7 @@ class WebsiteAdmin(admin.ModelAdmin):
                 '<button type="button" class="button zv-copy" data-copy="snippet-{}">Copy</button>'
                 "</div>",
                 (
-                    (s["title"], s["help"], s["key"], s["code"], s["key"])
+                    (s["title"], s["help"], s["key"], snippets.as_html(s["code"]), s["key"])
                     for s in snippets.all_snippets(obj)
                 ),
             ),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import TypedDict
 
 from django.conf import settings
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString
 
 from zenovay.models import Website
 
@@ -69,3 +72,14 @@ def all_snippets(website: Website) -> list[Snippet]:
             ),
         },
     ]
+
+
+_PARTS = re.compile(r'\s+(?=[\w-]+(?:="[^"]*")?[\s>])')
+
+
+def as_html(code: str) -> SafeString:
+    """A snippet shown in a page: escaped, each tag and attribute unbreakable (class
+    "nb"), so a narrow screen wraps it between attributes, never inside a value. Its
+    text (what a copy button copies) is the snippet itself."""
+    parts = _PARTS.split(code)
+    return format_html_join(" ", '<span class="nb">{}</span>', ((part,) for part in parts))

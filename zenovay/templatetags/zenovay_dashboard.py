@@ -7,6 +7,7 @@ import zoneinfo
 
 from django import template
 
+from zenovay import snippets
 from zenovay.models import DOMAIN_RE
 
 register = template.Library()
@@ -99,3 +100,8 @@ def _local(iso: object, zone: str) -> dt.datetime | None:
         return moment.astimezone(zoneinfo.ZoneInfo(zone))
     except (ValueError, zoneinfo.ZoneInfoNotFoundError):
         return None
+
+
+@register.filter
+def snippet_html(code: str) -> str:
+    return snippets.as_html(code)
