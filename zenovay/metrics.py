@@ -13,10 +13,10 @@ the same at 10^7 events a month as at 10^4:
   cut-off (two index ranges over <= 15 minutes);
 - `status.last_event`: the latest quarter row (one index probe).
 
-Every figure is exact. Whole quarters answer "up to now" when nothing was recorded after
-`now`, give or take `CLOCK_SLACK` (5 s: events keep arriving while a snapshot reads, and
-clocks of several machines differ by a little); a question about the past (tests, replays
-of history) is answered from raw events as before, so figures are the same either way.
+Every figure is exact. Whole quarters answer "up to now" when `now` is the present (the
+figure then holds what was recorded up to the moment it is read) or nothing was recorded
+after it; a question about the past before later events (tests, replays of history) is
+answered from raw events as before, so figures are the same either way.
 """
 
 from __future__ import annotations
@@ -368,21 +368,23 @@ def last_event_at(website: Website) -> dt.datetime | None:
 # --- From the aggregates
 
 
-# Events stamped this little after `now` still count as "now": a snapshot takes the time,
-# then reads, while events keep arriving (at a busy site, one always lands in between),
-# and another machine's clock may run a little ahead. Without this slack, such an event
-# would send every snapshot to the raw path, whose cost grows with the period's traffic.
-CLOCK_SLACK = dt.timedelta(seconds=5)
+# A `now` this close to the clock asks about the present: whole quarters answer, and a
+# figure holds what was recorded up to the moment it is read. (A snapshot takes the time,
+# then reads, while events keep arriving: at a busy site one always lands in between, and
+# another machine's clock may run a little ahead; neither may send it to the raw path,
+# whose cost grows with the period's traffic.)
+PRESENT = dt.timedelta(seconds=5)
 
 
 def fresh(website: Website, now: dt.datetime) -> bool:
-    """Nothing was recorded after `now` (give or take CLOCK_SLACK), so whole quarters
-    answer "up to now": a question about the past (tests, replays) is answered from raw
-    events instead."""
+    """Whole quarters answer "up to now": `now` is the present, or nothing was recorded
+    after it. A question about the past (tests, replays) is answered from raw events."""
+    if now >= timezone.now() - PRESENT:
+        return True
     found = Tally.objects.filter(website=website, quarter__gte=quarter_of(now)).aggregate(
         last=Max("last_us")
     )
-    return found["last"] is None or found["last"] <= micros(now + CLOCK_SLACK)
+    return found["last"] is None or found["last"] <= micros(now)
 
 
 def _sum(column: str, since: dt.datetime) -> Sum:
