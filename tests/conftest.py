@@ -131,8 +131,6 @@ def launch(transactional_db):
     yield start
     for process in started:
         process.stop()
-    if started:
-        end_other_sessions()  # so the test database can be flushed, or dropped after the last
 
 
 @pytest.fixture
