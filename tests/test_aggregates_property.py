@@ -4,8 +4,8 @@ Random event streams go through the real write path (`ingest.record_event`) for 
 websites (UTC, Asia/Kathmandu at +05:45, America/New_York with its DST change), over a
 few days that cross midnight, a Monday, the 1st of a month and a DST change, with session
 gaps, engagement-only and custom-only visitors. At checkpoints (every event recorded so
-far is at or before `now`, as in production) each snapshot, chart, breakdown and custom
-event list is compared with the same figure computed here in Python from the stored
+far is at or before `now`, as in production) each snapshot, chart, breakdown, goal and
+custom event list is compared with the same figure computed here in Python from the stored
 events alone: sessions rebuilt by the 30-minute rule, distinct visitors counted in sets. Finally
 `aggregates.rebuild` from the raw events must give back exactly the rows ingest kept.
 """
@@ -13,6 +13,7 @@ events alone: sessions rebuilt by the 30-minute rule, distinct visitors counted 
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import ipaddress
 import json
 from collections import Counter, defaultdict
@@ -26,7 +27,7 @@ from hypothesis import strategies as st
 from tests.conftest import DESKTOP_UA
 from zenovay import aggregates, ingest, metrics, reports
 from zenovay.countries import country_name
-from zenovay.models import Event, Website
+from zenovay.models import Event, Goal, Website
 
 pytestmark = pytest.mark.django_db
 
@@ -269,6 +270,33 @@ def expected_custom(raw: Raw, since: dt.datetime, now: dt.datetime) -> list:
     return [{"name": n, "count": count[n], "visitors": len(visitors[n])} for n in ranked]
 
 
+GOALS = (("event", "signup"), ("page", "/a"), ("page", "/p*"), ("page", "/*"), ("page", "/none"))
+
+
+def expected_goals(raw: Raw, website: Website, since: dt.datetime, now: dt.datetime) -> list:
+    total = raw.visitors(since, now)
+    found = []
+    for goal in website.goals.all():
+        if goal.kind == "event":
+            hits = [e for e in raw.events if e.type == "event" and e.name == goal.value]
+        else:
+            hits = [e for e in raw.events if e.type == "pageview"]
+            hits = [e for e in hits if fnmatch.fnmatchcase(e.path, goal.value)]
+        hits = [e for e in hits if since <= e.ts <= now]
+        who = {e.visitor for e in hits}
+        found.append(
+            {
+                "pk": goal.pk,
+                "kind": goal.kind,
+                "value": goal.value,
+                "visitors": len(who),
+                "conversions": len(hits),
+                "rate": len(who) / total if total else 0.0,
+            }
+        )
+    return found
+
+
 def check(website: Website, now: dt.datetime) -> None:
     events = list(Event.objects.filter(website=website).order_by("ts", "id"))
     raw = Raw(events)
@@ -284,6 +312,8 @@ def check(website: Website, now: dt.datetime) -> None:
         assert reports.custom_events(website, since, now) == expected_custom(raw, since, now)
         figures = reports.period_figures(website, period, now)
         assert figures["pageviews"] == len(raw.pageviews(since, now))
+        goals = reports.goals(website, since, now, figures["visitors"])
+        assert goals == expected_goals(raw, website, since, now), period
     for buckets in (reports.hourly(website, now), reports.daily(website, now)):
         got = [(b["start"], b["visitors"], b["pageviews"]) for b in buckets]
         assert got == expected_series(raw, buckets, now)
@@ -312,6 +342,9 @@ def test_figures_from_aggregates_equal_brute_force_from_raw_events(stream):
                 Website.objects.create(domain=f"s{i}.example", timezone=zone)
                 for i, zone in enumerate(ZONES)
             ]
+            for website in sites:
+                for kind, value in GOALS:
+                    Goal.objects.create(website=website, kind=kind, value=value)
             sent = 0
             for checkpoint in checkpoints:
                 for event in events[sent : checkpoint + 1]:

@@ -25,11 +25,12 @@ from django.contrib.auth import (
     load_backend,
 )
 from django.db import DatabaseError
+from django.http.cookie import parse_cookie
 from django.utils.crypto import constant_time_compare
 from redis.exceptions import RedisError
 
 from widgets import fragments
-from zenovay import clientinfo, dashboard, db, ingest, live, metrics
+from zenovay import access, clientinfo, dashboard, db, ingest, live, metrics
 from zenovay.models import Website
 
 log = logging.getLogger("zenovay.widgets")
@@ -204,7 +205,7 @@ class OwnerFollower(Follower):
         user = session_user(self.scope)
         if user is None:
             return None
-        websites = dashboard.owned_websites(user).filter(enabled=True, pk__in=self.followed())
+        websites = access.visible_websites(user).filter(enabled=True, pk__in=self.followed())
         return set(websites.values_list("pk", flat=True))
 
     async def keep_only(self, allowed: set[int]) -> None:
@@ -248,7 +249,7 @@ class OwnerSiteConsumer(OwnerFollower, SiteConsumer):
     """/ws/dashboard/{website id}: a website's realtime panel, to its owner only."""
 
     def find(self, ident: str) -> Website | None:
-        return dashboard.owned_website(self.scope["user"], ident, enabled_only=True)
+        return access.visible_website(self.scope["user"], ident, enabled_only=True)
 
     def render(self, realtime: metrics.RealtimeSnapshot) -> str:
         return dashboard.realtime_fragment(realtime, self.zone)
@@ -299,7 +300,7 @@ class OwnerSitesConsumer(OwnerFollower):
                 await self.send(text_data=dashboard.card_fragment(website_id, data))
 
     def _followed(self) -> dict[int, str]:
-        websites = dashboard.owned_websites(self.scope["user"]).filter(enabled=True)
+        websites = access.visible_websites(self.scope["user"]).filter(enabled=True)
         return dict(websites.values_list("pk", "website_id"))
 
     def followed(self) -> set[int]:
@@ -317,3 +318,28 @@ class OwnerSitesConsumer(OwnerFollower):
 
     async def gone(self, website_pk: int) -> None:
         """A disabled website keeps its last figures on the page; the others stay live."""
+
+
+class SharedSiteConsumer(OwnerSiteConsumer):
+    """/ws/share/{slug}: a shared link's live panel, to anyone holding the link (and its
+    password's cookie). Checked again every RECHECK_SECONDS: a revoked link, a new
+    password or a disabled website closes it with 4404."""
+
+    def cookies(self) -> dict[str, str]:
+        header = dict(self.scope.get("headers", [])).get(b"cookie", b"")
+        return parse_cookie(header.decode("latin-1"))
+
+    def find(self, ident: str) -> Website | None:
+        link = access.shared_link(ident)
+        if link is None or not access.share_unlocked(link, self.cookies()):
+            return None
+        return link.website
+
+    def allowed(self) -> set[int] | None:
+        website = self.find(self.scope["url_route"]["kwargs"]["ident"])
+        return {website.pk} if website is not None else set()
+
+    async def connect(self) -> None:
+        await SiteConsumer.connect(self)
+        if self.website_pk is not None:
+            self.start_rechecking()

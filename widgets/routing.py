@@ -14,6 +14,8 @@ websocket_urlpatterns = [
         r"^ws/widgets/dashboard/(?P<ident>[^/]+)/?$",
         consumers.DashboardFragmentConsumer.as_asgi(),
     ),
+    # A shared link's dashboard: the link (and its password's cookie) is the key.
+    re_path(r"^ws/share/(?P<ident>[^/]+)/?$", consumers.SharedSiteConsumer.as_asgi()),
     # The owner dashboard: the session says who is signed in; same origin only.
     re_path(r"^ws/dashboard/sites/?$", AuthMiddlewareStack(consumers.OwnerSitesConsumer.as_asgi())),
     re_path(

@@ -1,7 +1,7 @@
 """The owner dashboard: server-rendered pages and htmx fragments, pushed live over WebSockets.
 
-Owners see only their websites (a superuser sees all); any other website id is a 404
-on the page, on every fragment and on the socket, so ids cannot be probed. Each view is
+Users see the websites they own or are members of (`zenovay.access`); any other website
+id is a 404 on the page, on every fragment and on the socket, so ids cannot be probed. Each view is
 one URL that answers with the page or, for htmx, the fragment its target asks for.
 """
 
@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.views import LoginView, redirect_to_login
-from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -23,7 +22,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
-from zenovay import charts, ids, metrics, reports, snippets
+from zenovay import access, charts, metrics, reports, snippets
 from zenovay.countries import flag
 from zenovay.models import Website
 from zenovay.signin import ThrottledAuthenticationForm
@@ -40,25 +39,7 @@ BREAKDOWNS: list[tuple[reports.Field, str, str]] = [
 PERIOD_LABELS = {"today": "Today", "week": "This week", "month": "This month"}
 
 
-# --- Who may see what
-
-
-def owned_websites(user: Any) -> QuerySet[Website]:
-    """The websites a user may look at: their own, or every one for a superuser."""
-    if not (user and user.is_authenticated and user.is_active):
-        return Website.objects.none()
-    if user.is_superuser:
-        return Website.objects.all()
-    return Website.objects.filter(owner=user)
-
-
-def owned_website(user: Any, website_id: str, *, enabled_only: bool = False) -> Website | None:
-    if not ids.is_website_id(website_id):
-        return None
-    websites = owned_websites(user)
-    if enabled_only:
-        websites = websites.filter(enabled=True)
-    return websites.filter(website_id=website_id).first()
+# --- Who may see what (zenovay.access decides)
 
 
 def owner_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -94,7 +75,7 @@ def index(request: HttpRequest) -> HttpResponse:
 def sites(request: HttpRequest) -> HttpResponse:
     """Every website of the user with its live figures, kept moving by /ws/dashboard/sites."""
     now = timezone.now()
-    websites = list(owned_websites(request.user))
+    websites = list(access.visible_websites(request.user))
     cards = [_card(website, now) for website in websites]
     return render(request, "dashboard/sites.html", {**_nav(websites), "cards": cards})
 
@@ -102,34 +83,65 @@ def sites(request: HttpRequest) -> HttpResponse:
 @owner_required
 def site(request: HttpRequest, website_id: str) -> HttpResponse:
     """A website's dashboard; htmx asks for one of its parts by target id."""
-    website = owned_website(request.user, website_id)
+    website = access.visible_website(request.user, website_id)
     if website is None:
         raise Http404("No such website.")
+    websites = list(access.visible_websites(request.user))
+    page = {
+        **_nav(websites, website),
+        "role": access.role(request.user, website),
+        "page_url": reverse("dashboard-site", args=[website.website_id]),
+        "ws_url": f"/ws/dashboard/{website.website_id}",
+    }
+    return site_response(request, website, "dashboard/site.html", page)
+
+
+def site_response(
+    request: HttpRequest, website: Website, template: str, page: dict[str, Any]
+) -> HttpResponse:
+    """The page, or the part an htmx request targets; `page` says where its parts come from
+    (`page_url`, `ws_url`) and what the page around them needs. Shared links use it too."""
     now = timezone.now()
     period = _period(request)
+    selected = _selected_event(request)
     target = request.htmx.target if request.htmx else None
+    urls = {key: page[key] for key in ("page_url", "ws_url")}
+    can_setup = not page.get("shared")
     if target == "zv-period":
-        response = render(request, "dashboard/_period.html", _period_context(website, period, now))
+        context = {**urls, **_period_context(website, period, now, selected)}
+        response = render(request, "dashboard/_period.html", context)
     elif target == "zv-charts":
-        response = render(request, "dashboard/_charts.html", _charts_context(website, now))
-    elif target == "zv-setup-status":
-        response = _setup_status(request, website, period, now)
+        response = render(
+            request, "dashboard/_charts.html", {**urls, **_charts_context(website, now)}
+        )
+    elif target == "zv-setup-status" and can_setup:
+        response = _setup_status(request, website, period, now, urls)
     else:
-        websites = list(owned_websites(request.user))
-        context = {**_nav(websites, website), **_panel_context(website, period, now)}
-        response = render(request, "dashboard/site.html", context)
+        context = {**page, **_panel_context(website, period, now, selected, can_setup)}
+        response = render(request, template, context)
     patch_vary_headers(response, ("HX-Request", "HX-Target"))
     return response
 
 
+def _selected_event(request: HttpRequest) -> str:
+    """The custom event whose properties are broken down (`?event=`), if any."""
+    return request.GET.get("event", "")[:100]
+
+
 def _setup_status(
-    request: HttpRequest, website: Website, period: metrics.Period, now: dt.datetime
+    request: HttpRequest,
+    website: Website,
+    period: metrics.Period,
+    now: dt.datetime,
+    urls: dict[str, str],
 ) -> HttpResponse:
     """While waiting for the first event, the status line; once it came, the whole panel."""
     status = metrics.status(website, now)
     if status["last_event"] is None:
-        return render(request, "dashboard/_setup_status.html", {"website": website, "now": now})
-    panel = render(request, "dashboard/_panel.html", _panel_context(website, period, now))
+        context = {**urls, "website": website, "now": now}
+        return render(request, "dashboard/_setup_status.html", context)
+    context = {**urls, **_panel_context(website, period, now, "", True)}
+    panel = render(request, "dashboard/_panel.html", context)
     return reswap(retarget(panel, "#zv-panel"), "outerHTML")
 
 
@@ -154,16 +166,18 @@ def _period(request: HttpRequest) -> metrics.Period:
     return value if value in metrics.PERIODS else "today"  # type: ignore[return-value]
 
 
-def _panel_context(website: Website, period: metrics.Period, now: dt.datetime) -> dict[str, Any]:
+def _panel_context(
+    website: Website, period: metrics.Period, now: dt.datetime, selected: str, can_setup: bool
+) -> dict[str, Any]:
     status = metrics.status(website, now)
     context: dict[str, Any] = {"website": website, "status": status, "zone": website.timezone}
-    if status["last_event"] is None:
+    if status["last_event"] is None and can_setup:
         return {**context, "setup": True, "snippet": snippets.tracker(website), "now": now}
     return {
         **context,
         "data": _with_flags(metrics.realtime(website, now)),
         **_charts_context(website, now),
-        **_period_context(website, period, now),
+        **_period_context(website, period, now, selected),
     }
 
 
@@ -185,8 +199,14 @@ def _charts_context(website: Website, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-def _period_context(website: Website, period: metrics.Period, now: dt.datetime) -> dict[str, Any]:
+def _period_context(
+    website: Website, period: metrics.Period, now: dt.datetime, selected: str = ""
+) -> dict[str, Any]:
     since = metrics.period_start(now, website, period)
+    figures = reports.period_figures(website, period, now)
+    properties, sampled = (
+        reports.event_properties(website, selected, since, now) if selected else ([], False)
+    )
     tables = [
         {
             "key": key,
@@ -201,9 +221,13 @@ def _period_context(website: Website, period: metrics.Period, now: dt.datetime) 
         "status": metrics.status(website, now),  # the header's badge follows the figures
         "period": period,
         "periods": [(key, PERIOD_LABELS[key]) for key in metrics.PERIODS],
-        "figures": reports.period_figures(website, period, now),
+        "figures": figures,
         "tables": tables,
         "events": reports.custom_events(website, since, now),
+        "goals": reports.goals(website, since, now, figures["visitors"]),
+        "selected_event": selected,
+        "properties": properties,
+        "properties_sampled": sampled,
         "recent_events": reports.recent_events(website, since, now),
     }
 

@@ -321,3 +321,93 @@ class FirstSeen(models.Model):
 
     def __str__(self) -> str:
         return f"visitor {self.visitor:x} first seen in period {self.kind}/{self.period}"
+
+
+# --- Sharing a website: members, invitations, shared links; and its goals
+
+
+class Membership(models.Model):
+    """Another user's access to a website: a viewer reads, an admin also manages it.
+
+    The website's `owner` is not a member; only they (and superusers) may delete it."""
+
+    VIEWER = "viewer"
+    ADMIN = "admin"
+    ROLES = [(VIEWER, "Viewer"), (ADMIN, "Admin")]
+
+    website = models.ForeignKey(Website, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=ROLES, default=VIEWER)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["website", "user"], name="membership_unique")
+        ]
+        ordering = ["created"]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) on {self.website}"
+
+
+class Invitation(models.Model):
+    """A link that makes whoever opens it (signed in, or signing up there) a member.
+
+    Only a hash of the link's secret is kept; the link is shown once, when it is made."""
+
+    website = models.ForeignKey(Website, on_delete=models.CASCADE, related_name="invitations")
+    role = models.CharField(max_length=10, choices=Membership.ROLES, default=Membership.VIEWER)
+    email = models.EmailField(blank=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created"]
+
+    def __str__(self) -> str:
+        return f"invitation to {self.website} as {self.role}"
+
+
+class SharedLink(models.Model):
+    """A public, read-only view of one website's dashboard; revoked by deleting it."""
+
+    website = models.ForeignKey(Website, on_delete=models.CASCADE, related_name="shared_links")
+    name = models.CharField(max_length=100, blank=True)
+    slug = models.CharField(max_length=32, unique=True)
+    password = models.CharField(max_length=128, blank=True, help_text="A password hash, or empty.")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created"]
+
+    def __str__(self) -> str:
+        return self.name or f"shared link of {self.website}"
+
+
+class Goal(models.Model):
+    """A conversion: a custom event by name, or a pageview whose path matches a pattern
+    (`*` stands for any run of characters: `/blog/*`, `/thanks`)."""
+
+    EVENT = "event"
+    PAGE = "page"
+    KINDS = [(EVENT, "Custom event"), (PAGE, "Page visit")]
+
+    website = models.ForeignKey(Website, on_delete=models.CASCADE, related_name="goals")
+    kind = models.CharField(max_length=5, choices=KINDS)
+    value = models.CharField(max_length=1024)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["website", "kind", "value"], name="goal_unique")
+        ]
+        ordering = ["created", "pk"]
+
+    def __str__(self) -> str:
+        return f"Visit {self.value}" if self.kind == self.PAGE else self.value

@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import json
+import re
 from typing import Literal, TypedDict
 
 from django.db import connection
@@ -32,7 +33,7 @@ from django.db.models.functions import Collate
 from zenovay import aggregates, metrics
 from zenovay.aggregates import quarter_of
 from zenovay.countries import country_name, flag
-from zenovay.models import Event, PeriodTally, Tally, Website
+from zenovay.models import Event, FirstSeen, PeriodTally, Tally, Website
 
 Field = Literal["page", "country", "referrer", "utm_source", "device", "browser", "os"]
 FIELDS: tuple[Field, ...] = ("page", "country", "referrer", "utm_source", "device", "browser", "os")
@@ -314,3 +315,129 @@ def period_figures(website: Website, period: metrics.Period, now: dt.datetime) -
         "newVisitorRate": stats["newVisitorRate"],
         "returningVisitorRate": stats["returningVisitorRate"],
     }
+
+
+# --- Goals and custom-event properties
+
+
+class GoalFigures(TypedDict):
+    pk: int
+    kind: str  # "event" or "page"
+    value: str
+    visitors: int  # unique converters
+    conversions: int  # firings of the event, or pageviews of matching pages
+    rate: float  # converters / the period's visitors
+
+
+def goals(
+    website: Website, since: dt.datetime, until: dt.datetime, total_visitors: int
+) -> list[GoalFigures]:
+    """Each goal's conversions over [since, until], exact, in the order they were made.
+
+    A whole period so far reads the aggregates: an event name or an exact path is one
+    PeriodTally row; a path pattern sums the period's matching page rows and counts its
+    distinct visitors among the period's first-seen page rows (the only goal figure whose
+    cost grows with traffic). Any other span counts raw events."""
+    kind = _whole_period(website, since, until)
+    found = []
+    for goal in website.goals.all():
+        if kind is not None:
+            conversions, visitors = _goal_from_aggregates(
+                website, kind, since, goal.kind, goal.value
+            )
+        else:
+            conversions, visitors = _goal_from_events(website, since, until, goal.kind, goal.value)
+        found.append(
+            {
+                "pk": goal.pk,
+                "kind": goal.kind,
+                "value": goal.value,
+                "visitors": visitors,
+                "conversions": conversions,
+                "rate": visitors / total_visitors if total_visitors else 0.0,
+            }
+        )
+    return found
+
+
+def path_pattern(pattern: str) -> str:
+    """A goal's path pattern as an anchored regular expression (`*`: any characters)."""
+    return "^" + ".*".join(re.escape(part) for part in pattern.split("*")) + "$"
+
+
+def _goal_from_aggregates(
+    website: Website, kind: int, since: dt.datetime, goal_kind: str, value: str
+) -> tuple[int, int]:
+    dim = "e" if goal_kind == "event" else "p"
+    rows = _period_rows(website, kind, since, dim)
+    if goal_kind == "event" or "*" not in value:
+        row = rows.filter(value=value).first()
+        return (row.count, row.visitors) if row else (0, 0)
+    regex = path_pattern(value)
+    conversions = sum(rows.filter(value__regex=regex).values_list("count", flat=True))
+    if not conversions:
+        return 0, 0
+    visitors = (
+        FirstSeen.objects.filter(
+            website=website, kind=kind, period=int(since.timestamp()), key__startswith="p:"
+        )
+        .filter(key__regex="^p:" + regex[1:])
+        .values("visitor")
+        .distinct()
+        .count()
+    )
+    return conversions, visitors
+
+
+def _goal_from_events(
+    website: Website, since: dt.datetime, until: dt.datetime, goal_kind: str, value: str
+) -> tuple[int, int]:
+    if goal_kind == "event":
+        events = _custom(website, since, until).filter(name=value)
+    elif "*" in value:
+        events = _pageviews(website, since, until).filter(path__regex=path_pattern(value))
+    else:
+        events = _pageviews(website, since, until).filter(path=value)
+    counts = events.aggregate(conversions=Count("id"), visitors=Count("visitor", distinct=True))
+    return counts["conversions"], counts["visitors"]
+
+
+class PropertyRow(TypedDict):
+    key: str
+    value: str
+    count: int
+    visitors: int
+
+
+PROPERTY_SCAN = 50_000  # the latest firings a property breakdown looks at
+
+
+def event_properties(
+    website: Website, name: str, since: dt.datetime, until: dt.datetime, limit: int = 20
+) -> tuple[list[PropertyRow], bool]:
+    """A custom event's properties over [since, until]: each key and value with its firings
+    and distinct visitors, most frequent first; and whether only the latest PROPERTY_SCAN
+    firings were looked at. Properties are not aggregated (any key, any value), so this
+    reads the event's raw rows over its (website, type, ts) index."""
+    rows = (
+        _custom(website, since, until)
+        .filter(name=name)
+        .order_by("-ts")
+        .values_list("props", "visitor")[: PROPERTY_SCAN + 1]
+    )
+    counts: dict[tuple[str, str], list] = {}
+    seen = 0
+    for props, visitor in rows:
+        seen += 1
+        if seen > PROPERTY_SCAN:
+            break
+        for prop in _props(props):
+            entry = counts.setdefault((prop["key"], prop["value"]), [0, set()])
+            entry[0] += 1
+            entry[1].add(visitor)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
+    found: list[PropertyRow] = [
+        {"key": key, "value": value, "count": count, "visitors": len(visitors)}
+        for (key, value), (count, visitors) in ranked
+    ]
+    return found, seen > PROPERTY_SCAN

@@ -230,6 +230,20 @@ LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/dashboard/"
 LOGOUT_REDIRECT_URL = "/login/"
 
+# --- E-mail: invitations are links to copy; with ZENOVAY_EMAIL_HOST set they are sent too.
+if os.environ.get("ZENOVAY_EMAIL_HOST"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = os.environ["ZENOVAY_EMAIL_HOST"]
+    EMAIL_PORT = env_int("ZENOVAY_EMAIL_PORT", 587, minimum=1)
+    EMAIL_HOST_USER = os.environ.get("ZENOVAY_EMAIL_USER", "")
+    EMAIL_HOST_PASSWORD = os.environ.get("ZENOVAY_EMAIL_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("ZENOVAY_EMAIL_TLS", True)
+    EMAIL_TIMEOUT = 10
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"
+DEFAULT_FROM_EMAIL = os.environ.get("ZENOVAY_EMAIL_FROM", "Zenovay <zenovay@localhost>")
+ZENOVAY_INVITATION_DAYS = env_int("ZENOVAY_INVITATION_DAYS", 7, minimum=1)
+
 # --- Security headers on every page; widget views opt out of DENY framing.
 # ZENOVAY_HTTPS: the public URL is https (directly or behind a TLS-terminating proxy).
 ZENOVAY_HTTPS = env_bool("ZENOVAY_HTTPS", ZENOVAY_PUBLIC_URL.startswith("https://"))

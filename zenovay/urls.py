@@ -9,7 +9,7 @@ from django.views.generic import RedirectView
 from api import docs_views
 from api import views as api_views
 from widgets import views as widget_views
-from zenovay import dashboard
+from zenovay import dashboard, sharing, site_settings
 from zenovay.settings import env_bool
 
 urlpatterns = [
@@ -49,7 +49,44 @@ urlpatterns = [
     path("login/", dashboard.SignInView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
     path("dashboard/", dashboard.sites, name="dashboard"),
+    path("dashboard/new/", site_settings.new_site, name="site-new"),
     path("dashboard/<str:website_id>/", dashboard.site, name="dashboard-site"),
+    path("dashboard/<str:website_id>/settings/", site_settings.site_settings, name="site-settings"),
+    path(
+        "dashboard/<str:website_id>/settings/code/",
+        site_settings.regenerate_code,
+        name="site-regenerate-code",
+    ),
+    path(
+        "dashboard/<str:website_id>/settings/delete/",
+        site_settings.delete_site,
+        name="site-delete",
+    ),
+    path("dashboard/<str:website_id>/members/", site_settings.invite, name="site-invite"),
+    path(
+        "dashboard/<str:website_id>/members/<int:pk>/remove/",
+        site_settings.remove_member,
+        name="site-remove-member",
+    ),
+    path(
+        "dashboard/<str:website_id>/invitations/<int:pk>/revoke/",
+        site_settings.revoke_invitation,
+        name="site-revoke-invitation",
+    ),
+    path("dashboard/<str:website_id>/links/", site_settings.add_link, name="site-add-link"),
+    path(
+        "dashboard/<str:website_id>/links/<int:pk>/revoke/",
+        site_settings.revoke_link,
+        name="site-revoke-link",
+    ),
+    path("dashboard/<str:website_id>/goals/", site_settings.add_goal, name="site-add-goal"),
+    path(
+        "dashboard/<str:website_id>/goals/<int:pk>/delete/",
+        site_settings.delete_goal,
+        name="site-delete-goal",
+    ),
+    path("invite/<str:token>/", sharing.invitation, name="invitation"),
+    path("share/<str:slug>/", sharing.shared, name="shared"),
 ]
 
 if env_bool("ZENOVAY_BENCH_VIEWS"):  # baselines for bench/ingest.py; off unless set

@@ -25,6 +25,13 @@
     navigator.clipboard.writeText(source.textContent).then(function () { done("Copied"); }, select);
   });
 
+  // A new website's time zone starts as the browser's (the list suggests the others).
+  var zone = document.querySelector("input[data-browser-zone]");
+  if (zone && window.Intl) {
+    var mine = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (mine) zone.value = mine;
+  }
+
   function indicator(section) {
     var head = section.closest(".content") || document;
     return section.querySelector("[data-conn]") || head.querySelector("[data-conn]");

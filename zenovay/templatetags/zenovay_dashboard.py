@@ -105,3 +105,12 @@ def _local(iso: object, zone: str) -> dt.datetime | None:
 @register.filter
 def snippet_html(code: str) -> str:
     return snippets.as_html(code)
+
+
+@register.filter
+def percent_1(rate: object) -> str:
+    """0.1234 -> "12.3%" (conversion rates are often small)."""
+    try:
+        return f"{float(rate) * 100:.1f}%"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "\N{EN DASH}"
