@@ -7,6 +7,7 @@ import asyncio.runners
 import datetime as dt
 import os
 import sys
+from collections.abc import Iterator
 
 import pytest
 from django.core.cache import cache
@@ -131,6 +132,26 @@ def launch(transactional_db):
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def dashboard_server(transactional_db) -> Iterator[ServerProcess]:
+    """A server of each test's own: a server process caches content type ids (the admin's
+    change form does), and the flush after a transactional test recreates those rows with
+    new ids, so a server shared by the module could log an admin action under a stale one."""
+    port = free_port()
+    process = ServerProcess(
+        port=port, env=server_env(ZENOVAY_PUBLIC_URL=f"http://127.0.0.1:{port}")
+    )
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def base(dashboard_server, transactional_db) -> str:
+    """The server's URL; what the test writes is committed, so the server sees it."""
+    return dashboard_server.url
 
 
 @pytest.fixture

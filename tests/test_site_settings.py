@@ -77,8 +77,17 @@ def settings_url(site: Website, rest: str = "") -> str:
     return f"/dashboard/{site.website_id}/{rest or 'settings/'}"
 
 
+def add_goal(client: Client, site: Website, kind: str, value: str):
+    return client.post(settings_url(site, "goals/"), {"goal-kind": kind, "goal-value": value})
+
+
+def delete_website(client: Client, site: Website, typed: str):
+    return client.post(settings_url(site, "settings/delete/"), {"delete-confirm": typed})
+
+
 def invite_link(client: Client, site: Website, role: str = "viewer", email: str = "") -> str:
-    response = client.post(settings_url(site, "members/"), {"role": role, "email": email})
+    data = {"invite-role": role, "invite-email": email}
+    response = client.post(settings_url(site, "members/"), data)
     assert response.status_code == 200
     found = re.search(r'<pre id="zv-invite-url">([^<]+)</pre>', response.content.decode())
     assert found, "the new invitation's link is shown"
@@ -163,11 +172,11 @@ def test_regenerating_the_code_stops_the_old_snippet_at_once(olivia, site):
 
 def test_deleting_asks_for_the_domain_and_then_deletes_everything(olivia, site, vera):
     visit(site)
-    wrong = olivia.post(settings_url(site, "settings/delete/"), {"confirm": "shop"})
+    wrong = delete_website(olivia, site, "shop")
     assert wrong.status_code == 400 and "Type shop.example to delete" in wrong.content.decode()
     assert Website.objects.filter(pk=site.pk).exists()
 
-    response = olivia.post(settings_url(site, "settings/delete/"), {"confirm": "shop.example"})
+    response = delete_website(olivia, site, "shop.example")
 
     assert response["Location"] == "/dashboard/"
     assert not Website.objects.filter(pk=site.pk).exists()
@@ -217,14 +226,8 @@ def test_an_admin_manages_the_website_but_cannot_delete_it(site, adam):
     assert settings_url(site) in client.get(page_url(site)).content.decode()
     page = client.get(settings_url(site)).content.decode()
     assert "you are its admin" in page and 'id="danger"' not in page
-    assert (
-        client.post(settings_url(site, "goals/"), {"kind": "event", "value": "signup"}).status_code
-        == 302
-    )
-    assert (
-        client.post(settings_url(site, "settings/delete/"), {"confirm": "shop.example"}).status_code
-        == 403
-    )
+    assert add_goal(client, site, "event", "signup").status_code == 302
+    assert delete_website(client, site, "shop.example").status_code == 403
     assert Website.objects.filter(pk=site.pk).exists()
 
 
@@ -334,7 +337,8 @@ async def test_a_members_socket_is_live_and_closes_when_they_are_removed(site, v
 
 
 def make_link(client: Client, site: Website, password: str = "") -> str:
-    response = client.post(settings_url(site, "links/"), {"name": "Team", "password": password})
+    data = {"link-name": "Team", "link-password": password}
+    response = client.post(settings_url(site, "links/"), data)
     assert response.status_code == 302
     return f"/share/{SharedLink.objects.latest('pk').slug}/"
 
@@ -432,10 +436,7 @@ def test_goals_show_converters_conversions_and_rate_for_the_period(olivia, site)
     for who in (3, 3):
         visit(site, "/", who=who, type="event", name="signup", props={"plan": "pro"})
     for kind, value in (("event", "signup"), ("page", "/blog/*"), ("page", "/nowhere")):
-        assert (
-            olivia.post(settings_url(site, "goals/"), {"kind": kind, "value": value}).status_code
-            == 302
-        )
+        assert add_goal(olivia, site, kind, value).status_code == 302
 
     html = fragment(olivia, site, "zv-period", "?period=today").content.decode()
 
@@ -465,15 +466,15 @@ def test_goals_show_converters_conversions_and_rate_for_the_period(olivia, site)
     ],
 )
 def test_a_bad_goal_is_refused_with_its_reason(olivia, site, kind, value, error):
-    response = olivia.post(settings_url(site, "goals/"), {"kind": kind, "value": value})
+    response = add_goal(olivia, site, kind, value)
     assert response.status_code == 400 and error in response.content.decode()
     assert not Goal.objects.exists()
 
 
 def test_a_goal_is_stored_as_pageviews_are_and_not_twice(olivia, site):
-    olivia.post(settings_url(site, "goals/"), {"kind": "page", "value": "/café <b>"})
+    add_goal(olivia, site, "page", "/café <b>")
     assert Goal.objects.get().value == "/caf%C3%A9%20%3Cb%3E"
-    again = olivia.post(settings_url(site, "goals/"), {"kind": "page", "value": "/café <b>"})
+    again = add_goal(olivia, site, "page", "/café <b>")
     assert again.status_code == 400 and "has this goal already" in again.content.decode()
 
 

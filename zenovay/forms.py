@@ -15,7 +15,15 @@ def zone_names() -> list[str]:
     return sorted(zoneinfo.available_timezones() - {"Factory", "localtime"})
 
 
-class WebsiteForm(forms.ModelForm):
+class Unsuffixed:
+    """Labels without Django's trailing colon, as the rest of the dashboard writes them."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class WebsiteForm(Unsuffixed, forms.ModelForm):
     """Add or edit a website. The time zone is typed with suggestions (a datalist)."""
 
     class Meta:
@@ -53,7 +61,7 @@ class WebsiteForm(forms.ModelForm):
             self.fields["timezone"].widget.attrs["data-browser-zone"] = "1"
 
 
-class InviteForm(forms.ModelForm):
+class InviteForm(Unsuffixed, forms.ModelForm):
     class Meta:
         model = Invitation
         fields = ["role", "email"]
@@ -62,7 +70,7 @@ class InviteForm(forms.ModelForm):
         widgets = {"role": forms.RadioSelect}
 
 
-class SharedLinkForm(forms.ModelForm):
+class SharedLinkForm(Unsuffixed, forms.ModelForm):
     password = forms.CharField(
         required=False,
         strip=False,
@@ -81,10 +89,12 @@ class SharedLinkForm(forms.ModelForm):
         return make_password(password) if password else ""
 
 
-class GoalForm(forms.ModelForm):
+class GoalForm(Unsuffixed, forms.ModelForm):
     def __init__(self, *args, website: Website, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.website = website
+        self.fields["kind"].choices = Goal.KINDS  # no empty choice among the radios
+        self.fields["kind"].initial = Goal.EVENT
 
     class Meta:
         model = Goal
@@ -115,7 +125,7 @@ class GoalForm(forms.ModelForm):
         return cleaned
 
 
-class DeleteWebsiteForm(forms.Form):
+class DeleteWebsiteForm(Unsuffixed, forms.Form):
     confirm = forms.CharField(label="Type the domain to confirm", max_length=253)
 
     def __init__(self, *args, website: Website, **kwargs) -> None:

@@ -44,7 +44,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
     found = _invitation(token)
     if found is None:
         return render(request, "dashboard/invitation.html", {"gone": True}, status=404)
-    signup = UserCreationForm(request.POST if "signup" in request.POST else None)
+    signup = UserCreationForm(request.POST if "signup" in request.POST else None, label_suffix="")
     if request.method == "POST":
         if request.user.is_authenticated and "accept" in request.POST:
             return _accept(request, found, request.user)

@@ -90,10 +90,11 @@ def _settings_page(request: HttpRequest, website: Website, **forms: Any) -> Http
         "website": website,
         "role": access.role(request.user, website),
         "form": forms.get("form") or WebsiteForm(instance=website),
-        "invite_form": forms.get("invite_form") or InviteForm(),
-        "link_form": forms.get("link_form") or SharedLinkForm(),
-        "goal_form": forms.get("goal_form") or GoalForm(website=website),
-        "delete_form": forms.get("delete_form") or DeleteWebsiteForm(website=website),
+        "invite_form": forms.get("invite_form") or InviteForm(prefix="invite"),
+        "link_form": forms.get("link_form") or SharedLinkForm(prefix="link"),
+        "goal_form": forms.get("goal_form") or GoalForm(website=website, prefix="goal"),
+        "delete_form": forms.get("delete_form")
+        or DeleteWebsiteForm(website=website, prefix="delete"),
         "new_invite_url": forms.get("new_invite_url"),
         "snippets": snippets.all_snippets(website),
         "members": website.memberships.select_related("user"),
@@ -129,7 +130,7 @@ def regenerate_code(request: HttpRequest, website_id: str) -> HttpResponse:
 @owner_required
 def delete_site(request: HttpRequest, website_id: str) -> HttpResponse:
     website = _website(request, website_id, owner_only=True)
-    form = DeleteWebsiteForm(request.POST or None, website=website)
+    form = DeleteWebsiteForm(request.POST or None, website=website, prefix="delete")
     if request.method == "POST" and form.is_valid():
         name = website.name
         website.delete()
@@ -147,7 +148,7 @@ def delete_site(request: HttpRequest, website_id: str) -> HttpResponse:
 @require_POST
 def invite(request: HttpRequest, website_id: str) -> HttpResponse:
     website = _website(request, website_id)
-    form = InviteForm(request.POST)
+    form = InviteForm(request.POST, prefix="invite")
     if not form.is_valid():
         return _settings_page(request, website, invite_form=form)
     secret = access.new_secret()
@@ -207,7 +208,7 @@ def remove_member(request: HttpRequest, website_id: str, pk: int) -> HttpRespons
 @require_POST
 def add_link(request: HttpRequest, website_id: str) -> HttpResponse:
     website = _website(request, website_id)
-    form = SharedLinkForm(request.POST)
+    form = SharedLinkForm(request.POST, prefix="link")
     if not form.is_valid():
         return _settings_page(request, website, link_form=form)
     link = form.save(commit=False)
@@ -233,7 +234,7 @@ def revoke_link(request: HttpRequest, website_id: str, pk: int) -> HttpResponse:
 @require_POST
 def add_goal(request: HttpRequest, website_id: str) -> HttpResponse:
     website = _website(request, website_id)
-    form = GoalForm(request.POST, website=website)
+    form = GoalForm(request.POST, website=website, prefix="goal")
     if not form.is_valid():
         return _settings_page(request, website, goal_form=form)
     form.save()
