@@ -105,7 +105,7 @@ def site_response(
     period = _period(request)
     selected = _selected_event(request)
     target = request.htmx.target if request.htmx else None
-    urls = {key: page[key] for key in ("page_url", "ws_url")}
+    urls = {key: page.get(key) for key in ("page_url", "ws_url", "role")}
     can_setup = not page.get("shared")
     if target == "zv-period":
         context = {**urls, **_period_context(website, period, now, selected)}
