@@ -390,7 +390,9 @@ def buckets(query: Query, name: str) -> list[dt.datetime]:
 
 def _label(start: dt.datetime, name: str, zone) -> str:
     local = start.astimezone(zone)
-    return local.strftime("%Y-%m-%d %H:00") if name == "time:hour" else local.date().isoformat()
+    if name == "time:hour":  # with its offset: a DST night has two 01:00s
+        return local.isoformat(timespec="minutes")
+    return local.date().isoformat()
 
 
 def _bucket_case(column: str, starts: list[dt.datetime]) -> Case | Value:
@@ -419,7 +421,7 @@ Row = dict[str, Any]
 def run(query: Query) -> dict[str, Any]:
     rows, source = _rows(query)
     totals, _ = _rows(replace(query, dimensions=(), order_by=()))
-    total = totals[0]["metrics"] if totals else [0 for _ in query.metrics]
+    total = totals[0]["metrics"] if totals else _zeros(query)
     ordered = _ordered(rows, query)[query.offset : query.offset + query.limit]
     answer: dict[str, Any] = {
         "results": ordered,
@@ -438,6 +440,14 @@ def run(query: Query) -> dict[str, Any]:
         _attach_comparison(answer, before, before_totals, query)
         answer["meta"]["comparison_range"] = [metrics.iso(other.since), metrics.iso(other.until)]
     return answer
+
+
+RATES = {"views_per_visit", "bounce_rate", "returning_rate"}
+
+
+def _zeros(query: Query) -> list:
+    """A row's figures when nothing happened: 0, or 0.0 for rates."""
+    return [0.0 if name in RATES else 0 for name in query.metrics]
 
 
 def shifted(query: Query) -> Query:
@@ -480,7 +490,7 @@ def _attach_comparison(
         )
 
     earlier_rows = {key(row, 1): row for row in before}
-    empty = [0 for _ in query.metrics]
+    empty = _zeros(query)
     for row in answer["results"]:
         earlier = earlier_rows.get(key(row, 0))
         values = earlier["metrics"] if earlier else empty
@@ -758,7 +768,7 @@ def _event_rows(query: Query) -> list[Row]:
             "pageviews": ("views", views),
             "events": ("events", base.filter(type=Event.CUSTOM)),
         }
-    found: dict[tuple, list] = defaultdict(lambda: [0 for _ in query.metrics])
+    found: dict[tuple, list] = defaultdict(lambda: _zeros(query))
     wanted = [m for m in query.metrics if m in plan]
     by_source: dict[int, list[str]] = defaultdict(list)
     sources = {}
@@ -804,7 +814,7 @@ def _visit_rows(query: Query) -> list[Row]:
             "duration": Avg(F("last_event_at") - F("started_at")),
         },
     )
-    found: dict[tuple, list] = defaultdict(lambda: [0 for _ in query.metrics])
+    found: dict[tuple, list] = defaultdict(lambda: _zeros(query))
     for row in values:
         key = tuple(read(row[a]) for read, a in zip(readers, aliases, strict=True))
         if any(
@@ -822,19 +832,34 @@ def _visit_rows(query: Query) -> list[Row]:
             if name in query.metrics:
                 found[key][query.metrics.index(name)] = value
     if "returning_rate" in query.metrics:
-        for key, rate in _returning(query, sessions, aliases, readers).items():
+        for key, rate in _returning(query, sessions).items():
             found[key][query.metrics.index("returning_rate")] = rate
     return _with_empty_buckets(query, found)
 
 
-def _returning(
-    query: Query, sessions: QuerySet, aliases: list[str], readers: list
-) -> dict[tuple, float]:
+def _returning(query: Query, sessions: QuerySet) -> dict[tuple, float]:
+    """Per row, the share of its visitors who had a visit in the 32 days before the range
+    began (before their own bucket began, per time bucket: one query per bucket)."""
+    time_dims = [d for d in query.dimensions if d in TIME]
+    if not time_dims:
+        return _returning_since(query, sessions, query.since)
+    found: dict[tuple, float] = {}
+    starts = buckets(query, time_dims[0])
+    for i, start in enumerate(starts):
+        since = max(start, query.since)
+        until = starts[i + 1] if i + 1 < len(starts) else None
+        part = sessions.filter(started_at__gte=since)
+        part = part.filter(started_at__lt=until) if until else part
+        found.update(_returning_since(query, part, since))
+    return found
+
+
+def _returning_since(query: Query, sessions: QuerySet, since: dt.datetime) -> dict[tuple, float]:
     earlier = Session.objects.filter(
         website=query.website,
         visitor=OuterRef("visitor"),
-        last_event_at__lt=query.since,
-        last_event_at__gte=query.since - metrics.RETURNING_LOOKBACK,
+        last_event_at__lt=since,
+        last_event_at__gte=since - metrics.RETURNING_LOOKBACK,
     )
     qs, aliases, readers = _group(query, sessions, "started_at", 1)
     rows = _grouped(
@@ -847,8 +872,10 @@ def _returning(
     )
     found = {}
     for row in rows:
+        if not row["who"]:
+            continue
         key = tuple(read(row[a]) for read, a in zip(readers, aliases, strict=True))
-        found[key] = round(row["back"] / row["who"], 2) if row["who"] else 0.0
+        found[key] = round(row["back"] / row["who"], 2)
     return found
 
 
@@ -858,7 +885,7 @@ def _merge(query: Query, visits: list[Row], counts: list[Row]) -> list[Row]:
     for row in counts:
         merged[tuple(row["dimensions"])] = list(row["metrics"])
     for row in visits:
-        values = merged.setdefault(tuple(row["dimensions"]), [0 for _ in query.metrics])
+        values = merged.setdefault(tuple(row["dimensions"]), _zeros(query))
         for i in visit_names:
             values[i] = row["metrics"][i]
     return [{"dimensions": list(k), "metrics": v} for k, v in merged.items()]
@@ -871,9 +898,9 @@ def _with_empty_buckets(query: Query, found: dict[tuple, list]) -> list[Row]:
         zone = query.website.zone
         labels = [_label(start, name, zone) for start in buckets(query, name)]
         return [
-            {"dimensions": [label], "metrics": found.get((label,), [0 for _ in query.metrics])}
+            {"dimensions": [label], "metrics": found.get((label,), _zeros(query))}
             for label in labels
         ]
     if not query.dimensions:
-        return [{"dimensions": [], "metrics": found.get((), [0 for _ in query.metrics])}]
+        return [{"dimensions": [], "metrics": found.get((), _zeros(query))}]
     return [{"dimensions": list(key), "metrics": values} for key, values in found.items()]
