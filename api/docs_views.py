@@ -17,6 +17,7 @@ from django.views.decorators.http import require_safe
 from api import openapi
 from api.decorators import allow_methods, cors
 from api.errors import CODES
+from api.v1 import openapi as external_openapi
 
 CACHE_CONTROL = f"public, max-age={openapi.DOC_MAX_AGE}"
 
@@ -49,10 +50,27 @@ def api_docs(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@require_safe
+def external_api_json(request: HttpRequest) -> HttpResponse:
+    """GET /api/v1/openapi.json: the External API's document (no key needed to read it)."""
+    response = HttpResponse(external_openapi.document_json(), content_type="application/json")
+    response["Cache-Control"] = CACHE_CONTROL
+    return response
+
+
+@require_safe
+def external_api_docs(request: HttpRequest) -> HttpResponse:
+    """GET /docs/api/v1: the External API's document, rendered for people."""
+    context = docs_context(external_openapi.document(), "/api/v1/openapi.json")
+    response = render(request, "api/docs.html", context)
+    response["Cache-Control"] = CACHE_CONTROL
+    return response
+
+
 # --- From the OpenAPI dict to what the template shows
 
 
-def docs_context(doc: dict[str, Any]) -> dict[str, Any]:
+def docs_context(doc: dict[str, Any], openapi_url: str = "/e/openapi.json") -> dict[str, Any]:
     components = doc["components"]
     endpoints = [
         _endpoint(doc, path, method, operation)
@@ -79,7 +97,7 @@ def docs_context(doc: dict[str, Any]) -> dict[str, Any]:
             {"status": status, "code": code, "meaning": _error_meaning(doc, status)}
             for status, code in CODES.items()
         ],
-        "openapi_url": "/e/openapi.json",
+        "openapi_url": openapi_url,
     }
 
 
@@ -118,7 +136,9 @@ def _endpoint(doc: dict[str, Any], path: str, method: str, operation: dict[str, 
             "examples": _examples(media),
         }
     curl = f"curl '{base_url}{example_path}'"
-    if method == "post" and request_body and request_body["examples"]:
+    if operation.get("security"):  # the External API: a key, JSON in
+        curl = _curl_with_key(base_url, example_path, method, parameters, request_body)
+    elif method == "post" and request_body and request_body["examples"]:
         # The smallest useful body: the required fields and the type of the first example.
         example = json.loads(request_body["examples"][0][1])
         minimal = {k: v for k, v in example.items() if k in ("code", "type", "url")}
@@ -144,6 +164,18 @@ def _endpoint(doc: dict[str, Any], path: str, method: str, operation: dict[str, 
         "responses": responses,
         "curl": curl,
     }
+
+
+def _curl_with_key(
+    base_url: str, path: str, method: str, parameters: list[dict], request_body: dict | None
+) -> str:
+    query = "&".join(f"{p['name']}={p['example']}" for p in parameters if p["in"] == "query")
+    url = f"{base_url}{path}" + (f"?{query}" if query else "")
+    lines = [f"curl -X {method.upper()} '{url}'", "  -H 'Authorization: Bearer $ZENOVAY_KEY'"]
+    if request_body and request_body["examples"]:
+        body = json.dumps(json.loads(request_body["examples"][0][1]), separators=(",", ":"))
+        lines += ["  -H 'Content-Type: application/json'", f"  --data '{body}'"]
+    return " \\\n".join(lines)
 
 
 def _ws_base(base_url: str) -> str:

@@ -760,11 +760,12 @@ def collect_path_cost(website, batches: int) -> dict[str, float]:
 # --- Parent: databases, sizes, tables
 
 
-def run_worker(database, args: list[str]) -> dict[str, Any] | None:
+def run_worker(database, args: list[str], script: str = __file__) -> dict[str, Any] | None:
+    """`script` (this one, or another benchmark reusing its site) as a worker process."""
     env = {**os.environ, **database.env, "DJANGO_ALLOWED_HOSTS": "testserver,localhost"}
     env.pop("REDIS_URL", None)
     done = subprocess.run(
-        [sys.executable, __file__, *args], env=env, cwd=ROOT, capture_output=True, text=True
+        [sys.executable, script, *args], env=env, cwd=ROOT, capture_output=True, text=True
     )
     if done.returncode != 0:
         if "--ingest" in args:

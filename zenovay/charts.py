@@ -54,11 +54,22 @@ class Chart(TypedDict):
     x_labels: list[XLabel]
     visitors: int
     pageviews: int
+    compare_line: str  # the compared period's visitors, one point per bar; "" without
+    compare_visitors: int
 
 
-def bar_chart(buckets: list[Bucket], *, chart_id: str, title: str, label_every: int) -> Chart:
-    """Pageviews as pale bars with the visitors among them drawn darker on top."""
-    top = axis_top(max((b["pageviews"] for b in buckets), default=0))
+def bar_chart(
+    buckets: list[Bucket],
+    *,
+    chart_id: str,
+    title: str,
+    label_every: int,
+    compared: list[Bucket] | None = None,
+) -> Chart:
+    """Pageviews as pale bars with the visitors among them drawn darker on top; with
+    `compared` (as many buckets, of the period before), its visitors as a dashed line."""
+    peaks = [b["pageviews"] for b in buckets] + [b["visitors"] for b in compared or []]
+    top = axis_top(max(peaks, default=0))
     slot = (WIDTH - LEFT - RIGHT) / max(len(buckets), 1)
     bars = [_bar(i, b, slot, top) for i, b in enumerate(buckets)]
     x_labels: list[XLabel] = [
@@ -82,7 +93,19 @@ def bar_chart(buckets: list[Bucket], *, chart_id: str, title: str, label_every: 
         "x_labels": x_labels,
         "visitors": sum(b["visitors"] for b in buckets),
         "pageviews": sum(b["pageviews"] for b in buckets),
+        "compare_line": _line(compared, slot, top) if compared else "",
+        "compare_visitors": sum(b["visitors"] for b in compared or []),
     }
+
+
+def _line(buckets: list[Bucket], slot: float, top: int) -> str:
+    plot = HEIGHT - TOP - BOTTOM
+    points = []
+    for i, bucket in enumerate(buckets):
+        x = round(LEFT + slot * (i + 0.5), 1)
+        y = round(HEIGHT - BOTTOM - plot * bucket["visitors"] / top, 1)
+        points.append(f"{x},{y}")
+    return " ".join(points)
 
 
 def axis_top(peak: int) -> int:

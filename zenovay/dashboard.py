@@ -22,22 +22,10 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
-from zenovay import access, charts, metrics, reports, snippets
+from zenovay import access, charts, dashview, exports, metrics, reports, snippets
 from zenovay.countries import flag
 from zenovay.models import Website
 from zenovay.signin import ThrottledAuthenticationForm
-
-BREAKDOWNS: list[tuple[reports.Field, str, str]] = [
-    ("page", "Top pages", "Page"),
-    ("referrer", "Referrers", "Source"),
-    ("utm_source", "UTM sources", "utm_source"),
-    ("country", "Countries", "Country"),
-    ("device", "Devices", "Device"),
-    ("browser", "Browsers", "Browser"),
-    ("os", "Operating systems", "System"),
-]
-PERIOD_LABELS = {"today": "Today", "week": "This week", "month": "This month"}
-
 
 # --- Who may see what (zenovay.access decides)
 
@@ -92,55 +80,63 @@ def site(request: HttpRequest, website_id: str) -> HttpResponse:
         "role": access.role(request.user, website),
         "page_url": reverse("dashboard-site", args=[website.website_id]),
         "ws_url": f"/ws/dashboard/{website.website_id}",
+        "export_base": reverse("dashboard-export", args=[website.website_id]),
     }
     return site_response(request, website, "dashboard/site.html", page)
+
+
+@owner_required
+def export(request: HttpRequest, website_id: str) -> HttpResponse:
+    """The Export button: a zip of CSV files for the range the dashboard shows."""
+    website = access.visible_website(request.user, website_id)
+    if website is None:
+        raise Http404("No such website.")
+    view = dashview.view_of(request, website, timezone.now())
+    return exports.response(website, dashview.export_range(view, website))
 
 
 def site_response(
     request: HttpRequest, website: Website, template: str, page: dict[str, Any]
 ) -> HttpResponse:
     """The page, or the part an htmx request targets; `page` says where its parts come from
-    (`page_url`, `ws_url`) and what the page around them needs. Shared links use it too."""
+    (`page_url`, `ws_url`) and what the page around them needs. Shared links use it too.
+    What the lower half shows (period, filters, comparison) is in the URL (`dashview`)."""
     now = timezone.now()
-    period = _period(request)
-    selected = _selected_event(request)
+    view = dashview.view_of(request, website, now)
     target = request.htmx.target if request.htmx else None
-    urls = {key: page.get(key) for key in ("page_url", "ws_url", "role")}
+    urls = {key: page.get(key) for key in ("page_url", "ws_url", "role", "export_base")}
     can_setup = not page.get("shared")
     if target == "zv-period":
-        context = {**urls, **_period_context(website, period, now, selected)}
+        context = {**urls, **_period_context(website, view, now)}
+        # A click (not the section's own refresh) may change filters: the charts follow.
+        if request.headers.get("HX-Trigger") != "zv-period":
+            context |= {"charts_oob": True, **_charts_context(website, now, view)}
         response = render(request, "dashboard/_period.html", context)
     elif target == "zv-charts":
-        response = render(
-            request, "dashboard/_charts.html", {**urls, **_charts_context(website, now)}
-        )
+        context = {**urls, **_charts_context(website, now, view)}
+        response = render(request, "dashboard/_charts.html", context)
     elif target == "zv-setup-status" and can_setup:
-        response = _setup_status(request, website, period, now, urls)
+        response = _setup_status(request, website, view, now, urls)
     else:
-        context = {**page, **_panel_context(website, period, now, selected, can_setup)}
+        context = {**page, **_panel_context(website, view, now, can_setup)}
         response = render(request, template, context)
-    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    patch_vary_headers(response, ("HX-Request", "HX-Target", "HX-Trigger"))
     return response
-
-
-def _selected_event(request: HttpRequest) -> str:
-    """The custom event whose properties are broken down (`?event=`), if any."""
-    return request.GET.get("event", "")[:100]
 
 
 def _setup_status(
     request: HttpRequest,
     website: Website,
-    period: metrics.Period,
+    view: dashview.View,
     now: dt.datetime,
-    urls: dict[str, str],
+    urls: dict[str, Any],
 ) -> HttpResponse:
     """While waiting for the first event, the status line; once it came, the whole panel."""
     status = metrics.status(website, now)
     if status["last_event"] is None:
         context = {**urls, "website": website, "now": now}
         return render(request, "dashboard/_setup_status.html", context)
-    context = {**urls, **_panel_context(website, period, now, "", True)}
+    context = {**urls, **_panel_context(website, view, now, True)}
     panel = render(request, "dashboard/_panel.html", context)
     return reswap(retarget(panel, "#zv-panel"), "outerHTML")
 
@@ -161,13 +157,8 @@ def _card(website: Website, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-def _period(request: HttpRequest) -> metrics.Period:
-    value = request.GET.get("period", "today")
-    return value if value in metrics.PERIODS else "today"  # type: ignore[return-value]
-
-
 def _panel_context(
-    website: Website, period: metrics.Period, now: dt.datetime, selected: str, can_setup: bool
+    website: Website, view: dashview.View, now: dt.datetime, can_setup: bool
 ) -> dict[str, Any]:
     status = metrics.status(website, now)
     context: dict[str, Any] = {"website": website, "status": status, "zone": website.timezone}
@@ -176,14 +167,21 @@ def _panel_context(
     return {
         **context,
         "data": _with_flags(metrics.realtime(website, now)),
-        **_charts_context(website, now),
-        **_period_context(website, period, now, selected),
+        **_charts_context(website, now, view),
+        **_period_context(website, view, now),
     }
 
 
-def _charts_context(website: Website, now: dt.datetime) -> dict[str, Any]:
+def _charts_context(
+    website: Website, now: dt.datetime, view: dashview.View | None = None
+) -> dict[str, Any]:
+    """The last 24 hours and 30 days; filtered and compared as the view asks."""
+    context: dict[str, Any] = {"website": website, "view": view}
+    if view is not None and not view.plain and (view.filters or view.compare):
+        compare = dashview.COMPARE.get(view.compare or "", "")
+        return {**context, "compare_label": compare, **dashview.charts_context(website, view, now)}
     return {
-        "website": website,
+        **context,
         "hourly": charts.bar_chart(
             reports.hourly(website, now),
             chart_id="chart-hourly",
@@ -200,42 +198,18 @@ def _charts_context(website: Website, now: dt.datetime) -> dict[str, Any]:
 
 
 def _period_context(
-    website: Website, period: metrics.Period, now: dt.datetime, selected: str = ""
+    website: Website, view: dashview.View | str, now: dt.datetime
 ) -> dict[str, Any]:
-    since = metrics.period_start(now, website, period)
-    figures = reports.period_figures(website, period, now)
-    properties, sampled = (
-        reports.event_properties(website, selected, since, now) if selected else ([], False)
-    )
-    tables = [
-        {
-            "key": key,
-            "title": title,
-            "column": column,
-            "rows": _with_share(reports.breakdown(website, since, now, key)),
-        }
-        for key, title, column in BREAKDOWNS
-    ]
+    """The lower half for a view (or a period's name: today, week, month)."""
+    if isinstance(view, str):
+        since = metrics.period_start(now, website, view)  # type: ignore[arg-type]
+        view = dashview.View(view, since, now)
     return {
         "website": website,
         "status": metrics.status(website, now),  # the header's badge follows the figures
-        "period": period,
-        "periods": [(key, PERIOD_LABELS[key]) for key in metrics.PERIODS],
-        "figures": figures,
-        "tables": tables,
-        "events": reports.custom_events(website, since, now),
-        "goals": reports.goals(website, since, now, figures["visitors"]),
-        "selected_event": selected,
-        "properties": properties,
-        "properties_sampled": sampled,
-        "recent_events": reports.recent_events(website, since, now),
+        "period": view.period,
+        **dashview.period_context(website, view),
     }
-
-
-def _with_share(rows: list[reports.Row]) -> list[dict[str, Any]]:
-    """Each row with its bar width: a share of the top row, in percent."""
-    top = rows[0]["visitors"] if rows else 1
-    return [{**row, "share": round(100 * row["visitors"] / top)} for row in rows]
 
 
 def _with_flags(realtime: metrics.RealtimeSnapshot) -> dict[str, Any]:

@@ -44,6 +44,8 @@ urlpatterns = [
     re_path(r"^e/stats/(?P<ident>[^/]+)/?$", api_views.stats, name="api-stats"),
     re_path(r"^e/(?P<ident>[^/]+)/status/?$", api_views.status, name="api-status"),
     path("healthz", api_views.healthz, name="healthz"),
+    path("api/v1/openapi.json", docs_views.external_api_json, name="api-v1-openapi"),
+    re_path(r"^docs/api/v1/?$", docs_views.external_api_docs, name="api-v1-docs"),
     path("admin/", admin.site.urls),
     path("", dashboard.index, name="home"),
     path("login/", dashboard.SignInView.as_view(), name="login"),
@@ -51,6 +53,7 @@ urlpatterns = [
     path("dashboard/", dashboard.sites, name="dashboard"),
     path("dashboard/new/", site_settings.new_site, name="site-new"),
     path("dashboard/<str:website_id>/", dashboard.site, name="dashboard-site"),
+    path("dashboard/<str:website_id>/export/", dashboard.export, name="dashboard-export"),
     path("dashboard/<str:website_id>/settings/", site_settings.site_settings, name="site-settings"),
     path(
         "dashboard/<str:website_id>/settings/code/",

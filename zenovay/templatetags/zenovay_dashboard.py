@@ -94,6 +94,13 @@ def period_span(since_iso: object, zone: str) -> str:
     return day if start.date() == today else f"{day} \N{EN DASH} now"
 
 
+@register.filter
+def day_label(iso: object, zone: str) -> str:
+    """The local day of a moment: "Mon 30 Nov"."""
+    moment = _local(iso, zone)
+    return "" if moment is None else f"{moment:%a} {moment.day} {moment:%b}"
+
+
 def _local(iso: object, zone: str) -> dt.datetime | None:
     try:
         moment = dt.datetime.fromisoformat(str(iso).replace("Z", "+00:00"))

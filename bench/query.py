@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""The External API's query engine against a site's traffic (issue 15).
+
+    .venv/bin/python bench/query.py [--db sqlite|postgres|both] [--sizes 10000,10000000]
+                                    [--rounds 7] [--keep]
+
+The website of bench/traffic.py (Europe/Berlin; 10^4 and 10^7 events this month, loaded
+with its aggregates straight into the tables, `now` = 28 March 2026 15:07:30 UTC), then
+in-process `query.run` of each query below, `--rounds` times in turn: p95 and median per
+query, and the largest/smallest ratio. Then the month's export (`export_response`, a zip
+of CSV files). Goals at 10^7: unfiltered queries from aggregates <= 100 ms p95, a
+12-month daily series <= 100 ms, filtered 30-day queries <= 1.5 s p95, export of a month
+<= 5 s. Results go to var/bench-query.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from typing import Any
+
+import traffic
+from common import VAR, code_version, ensure_venv, format_table, write_json
+
+QUERIES: dict[str, dict[str, Any]] = {
+    # Unfiltered: answered from aggregates.
+    "month totals": {
+        "metrics": ["visitors", "pageviews", "visits", "bounce_rate", "visit_duration"],
+        "date_range": "month",
+    },
+    "7d by day": {
+        "metrics": ["visitors", "pageviews", "visits"],
+        "date_range": "7d",
+        "dimensions": ["time:day"],
+    },
+    "12mo by day": {
+        "metrics": ["visitors", "pageviews"],
+        "date_range": "12mo",
+        "dimensions": ["time:day"],
+    },
+    "today by hour": {
+        "metrics": ["visitors", "pageviews"],
+        "date_range": "day",
+        "dimensions": ["time:hour"],
+    },
+    "month pages": {
+        "metrics": ["visitors", "pageviews"],
+        "date_range": "month",
+        "dimensions": ["page"],
+    },
+    "month countries": {
+        "metrics": ["visitors", "pageviews"],
+        "date_range": "month",
+        "dimensions": ["country"],
+    },
+    "month events": {
+        "metrics": ["visitors", "events"],
+        "date_range": "month",
+        "dimensions": ["event:name"],
+    },
+    "month vs before": {
+        "metrics": ["pageviews", "visits"],
+        "date_range": "month",
+        "dimensions": ["time:day"],
+        "compare": "previous_period",
+    },
+    # Filtered, or beyond the aggregates: raw events of the range.
+    "30d DE pages": {
+        "metrics": ["visitors", "pageviews"],
+        "date_range": "30d",
+        "dimensions": ["page"],
+        "filters": [["is", "country", ["DE"]]],
+    },
+    "30d blog by day": {
+        "metrics": ["visitors", "pageviews"],
+        "date_range": "30d",
+        "dimensions": ["time:day"],
+        "filters": [["contains", "page", ["/blog"]]],
+    },
+    "30d entry pages": {
+        "metrics": ["visits", "bounce_rate"],
+        "date_range": "30d",
+        "dimensions": ["entry_page"],
+    },
+    "30d visitors": {"metrics": ["visitors"], "date_range": "30d"},
+}
+UNFILTERED = [
+    name
+    for name, body in QUERIES.items()
+    if "filters" not in body and name not in ("30d entry pages", "30d visitors")
+]
+
+
+def worker(size: int, rounds: int) -> dict[str, Any]:
+    traffic.setup_django()
+    from zenovay import exports, query
+
+    website = traffic.new_website()
+    traffic.load(website, size)
+    samples: dict[str, list[float]] = {name: [] for name in [*QUERIES, "export month"]}
+    sources = {}
+    with traffic.frozen(traffic.NOW):
+        calls = {
+            name: (lambda body=body: query.run(query.parse({"site_id": "-", **body}, website)))
+            for name, body in QUERIES.items()
+        }
+        calls["export month"] = lambda: exports.response(website, "month")
+        for name, call in calls.items():  # warm
+            answer = call()
+            if name in QUERIES:
+                sources[name] = answer["meta"]["source"]
+        for _ in range(rounds):
+            for name, call in calls.items():
+                began = time.perf_counter()
+                call()
+                samples[name].append(time.perf_counter() - began)
+    return {
+        "size": size,
+        "sources": sources,
+        "p95_ms": {name: round(_p95(values) * 1000, 1) for name, values in samples.items()},
+        "median_ms": {
+            name: round(statistics.median(values) * 1000, 1) for name, values in samples.items()
+        },
+    }
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def bench_database(kind: str, sizes: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
+    results = []
+    for size in sizes:
+        print(f"{kind}: {size:,} events ...", flush=True)
+        with traffic.fresh_database(kind, args.keep) as database:
+            results.append(
+                traffic.run_worker(
+                    database, ["--size", str(size), "--rounds", str(args.rounds)], script=__file__
+                )
+            )
+    small, large = results[0], results[-1]
+    rows = []
+    for name in [*QUERIES, "export month"]:
+        ratio = large["p95_ms"][name] / small["p95_ms"][name] if small["p95_ms"][name] else 0
+        rows.append(
+            [
+                name,
+                large["sources"].get(name, "-"),
+                *(f"{r['p95_ms'][name]:.1f}" for r in results),
+                f"{large['median_ms'][name]:.1f}",
+                f"{ratio:.2f}",
+            ]
+        )
+    header = [
+        "query (p95 ms)",
+        "source",
+        *(f"{r['size']:.0e}".replace("+0", "") for r in results),
+        "median at largest",
+        "ratio",
+    ]
+    print(f"\n{kind}\n" + format_table(header, rows))
+    worst = max(large["p95_ms"][name] for name in UNFILTERED)
+    print(
+        f"slowest unfiltered query at {large['size']:,} events: {worst:.1f} ms p95 (goal <= 100)\n"
+    )
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--sizes", default="10000,10000000")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.size:
+        print(json.dumps(worker(args.size, args.rounds)))
+        return 0
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    kinds = ("sqlite", "postgres") if args.db == "both" else (args.db,)
+    report: dict[str, Any] = {"code": code_version(), "now": traffic.NOW.isoformat()}
+    for kind in kinds:
+        report[kind] = bench_database(kind, sizes, args)
+    write_json(VAR / "bench-query.json", report)
+    return 0
+
+
+if __name__ == "__main__":
+    ensure_venv()
+    raise SystemExit(main())
