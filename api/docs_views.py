@@ -219,7 +219,7 @@ def _parameter(doc: dict[str, Any], parameter: dict[str, Any]) -> dict[str, Any]
 
 
 def _error_meaning(doc: dict[str, Any], status: int) -> SafeString | str:
-    for response in doc["components"]["responses"].values():
+    for response in doc["components"].get("responses", {}).values():
         example = response["content"]["application/json"]["example"]
         if example["error"] == CODES[status]:
             return markdown_lite(response["description"])

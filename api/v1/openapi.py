@@ -367,6 +367,20 @@ def _build(public_url: str) -> Schema:
                     "description": "A key made in the dashboard.",
                 }
             },
+            "responses": {
+                "BadRequest": _error(
+                    "An invalid query or range; `field` names what is wrong.",
+                    "bad_request",
+                    "'sales' is not one of visitors, visits, ...",
+                ),
+                "Unauthorized": ERRORS["401"],
+                "NotFound": ERRORS["404"],
+                "MethodNotAllowed": ERRORS["405"],
+                "PayloadTooLarge": _error(
+                    "A body over 64 KiB.", "payload_too_large", "At most 64 KiB of JSON."
+                ),
+                "RateLimited": ERRORS["429"],
+            },
             "schemas": {
                 "Error": ERROR,
                 "QueryRequest": QUERY_REQUEST,
