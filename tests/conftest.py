@@ -8,6 +8,7 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from django.core.cache import cache
@@ -15,6 +16,9 @@ from django.core.cache import cache
 from tests.servers import ServerProcess, end_other_sessions, free_port, server_env
 from zenovay import ingest, live, salts
 from zenovay.models import Website
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 DESKTOP_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -59,6 +63,7 @@ def _clean_process_state(settings):
 
 
 OWNER_PASSWORD = "pw-olivia-123"
+BROWSER_TIMEOUT_MS = 15_000  # what a page gets to show something, on a busy machine
 
 
 @pytest.fixture
@@ -152,6 +157,22 @@ def dashboard_server(transactional_db) -> Iterator[ServerProcess]:
 def base(dashboard_server, transactional_db) -> str:
     """The server's URL; what the test writes is committed, so the server sees it."""
     return dashboard_server.url
+
+
+@pytest.fixture
+def context(browser: Browser, base: str) -> Iterator[BrowserContext]:
+    context = browser.new_context(
+        user_agent=DESKTOP_UA, viewport={"width": 1280, "height": 900}, color_scheme="light"
+    )
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
 
 
 @pytest.fixture

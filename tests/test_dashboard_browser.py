@@ -14,12 +14,11 @@ import ipaddress
 import json
 import re
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.conftest import DESKTOP_UA
 from zenovay import ingest
@@ -36,22 +35,6 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
 
 
 # --- A server whose snippets point at itself, and a browser
-
-
-@pytest.fixture
-def context(browser: Browser, base: str) -> Iterator[BrowserContext]:
-    context = browser.new_context(
-        user_agent=DESKTOP_UA, viewport={"width": 1280, "height": 900}, color_scheme="light"
-    )
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
-    context.set_default_timeout(TIMEOUT_MS)
-    yield context
-    context.close()
-
-
-@pytest.fixture
-def page(context: BrowserContext) -> Page:
-    return context.new_page()
 
 
 # --- Helpers

@@ -42,14 +42,21 @@ def test_a_rows_link_filters_the_whole_section_and_shows_a_removable_chip(olivia
     html = fragment(olivia, site, "zv-period", "?period=today").content.decode()
     link = re.search(r'<a class="filter-link" href="\?([^"]*page=%2Fpricing[^"]*)"', html).group(1)
 
-    filtered = fragment(olivia, site, "zv-period", "?" + link.replace("&amp;", "&")).content.decode()
+    filtered = fragment(
+        olivia, site, "zv-period", "?" + link.replace("&amp;", "&")
+    ).content.decode()
 
-    assert figure(filtered, "zv-period-visitors") == "1" and figure(filtered, "zv-period-views") == "1"
+    assert (
+        figure(filtered, "zv-period-visitors") == "1" and figure(filtered, "zv-period-views") == "1"
+    )
     assert "Page is <strong>/pricing</strong>" in filtered
     chip = re.search(r'<li class="chip">.*?href="\?([^"]*)"', filtered).group(1)
     assert chip == "period=today"  # removing it goes back to the unfiltered view
     assert "Bounce rate" not in filtered  # visit figures do not break down by page
-    assert 'id="zv-charts" class="card charts" aria-label="Traffic over time" hx-swap-oob="true"' in filtered
+    assert (
+        'id="zv-charts" class="card charts" aria-label="Traffic over time" hx-swap-oob="true"'
+        in filtered
+    )
     assert "· filtered" in filtered
 
 
@@ -73,10 +80,14 @@ def test_an_event_filter_counts_its_firings_and_breaks_down_its_properties(olivi
 def test_a_custom_range_and_a_bad_one(olivia, site):
     today = timezone.now().astimezone(site.zone).date()
     start = today - dt.timedelta(days=3)
-    html = fragment(olivia, site, "zv-period", f"?period=custom&from={start}&to={today}").content.decode()
+    html = fragment(
+        olivia, site, "zv-period", f"?period=custom&from={start}&to={today}"
+    ).content.decode()
     assert ">Custom <span" in html and figure(html, "zv-period-views") == "4"
     assert f'value="{start}"' in html
-    bad = fragment(olivia, site, "zv-period", "?period=custom&from=2026-02-31&to=x").content.decode()
+    bad = fragment(
+        olivia, site, "zv-period", "?period=custom&from=2026-02-31&to=x"
+    ).content.decode()
     assert "is not a date" in bad and ">Today <span" in bad
 
 
@@ -93,6 +104,8 @@ def test_the_export_button_downloads_what_the_dashboard_shows(olivia, site, team
     response = olivia.get(href.replace("&amp;", "&"))
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
     days = zipfile.ZipFile(io.BytesIO(response.content)).read("visitors.csv").decode().splitlines()
-    assert len(days) == 1 + 7 and days[-1].startswith(str(timezone.now().astimezone(site.zone).date()))
+    assert len(days) == 1 + 7 and days[-1].startswith(
+        str(timezone.now().astimezone(site.zone).date())
+    )
     client.force_login(teammate)
     assert client.get(href.replace("&amp;", "&")).status_code == 404
