@@ -411,3 +411,28 @@ class Goal(models.Model):
 
     def __str__(self) -> str:
         return f"Visit {self.value}" if self.kind == self.PAGE else self.value
+
+
+class ApiKey(models.Model):
+    """A key of the External API (`/api/v1/`), sent as `Authorization: Bearer zv_…`.
+
+    Only the SHA-256 of the secret is kept (the secret is random, so a plain hash is as good
+    as a slow one); the secret is shown once, when the key is made. Revoked by deleting it."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(
+        max_length=8, help_text="The secret's first characters after zv_, to tell keys apart."
+    )
+    key_hash = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created", "pk"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} (zv_{self.prefix}…)"
