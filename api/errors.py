@@ -6,6 +6,7 @@ from django.http import HttpRequest, JsonResponse
 
 CODES = {
     400: "bad_request",
+    401: "unauthorized",  # the External API's keys (api.v1.auth); the public API has none
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
@@ -20,4 +21,5 @@ def json_error(status: int, message: str) -> JsonResponse:
 
 
 def is_api_path(request: HttpRequest) -> bool:
-    return request.path.startswith("/e/")
+    """The public API (/e/) and the External API (/api/): errors there are JSON."""
+    return request.path.startswith(("/e/", "/api/"))

@@ -310,6 +310,15 @@ ZENOVAY_BODY_TIMEOUT = env_int("ZENOVAY_BODY_TIMEOUT", 10, minimum=1)
 ZENOVAY_ACCESS_LOG = env_bool("ZENOVAY_ACCESS_LOG")
 ZENOVAY_ACCESS_LOG_IPS = env_bool("ZENOVAY_ACCESS_LOG_IPS")
 
+# --- External API (api.v1.auth): requests per key in a rolling hour, counted in the shared
+# store so every process sees one budget. The store keeps at most 20,000 requests per key
+# (store.MAX_LOG, refused ones included): a limit near it would never refuse, so at most 10,000.
+ZENOVAY_API_KEY_PER_HOUR = env_int("ZENOVAY_API_KEY_PER_HOUR", 600, minimum=1)
+if ZENOVAY_API_KEY_PER_HOUR > 10_000:
+    raise ImproperlyConfigured(
+        f"ZENOVAY_API_KEY_PER_HOUR must be at most 10000, got {ZENOVAY_API_KEY_PER_HOUR}."
+    )
+
 # --- Sign-in throttle (zenovay.signin): failures within 15 minutes that lock for 15 minutes,
 # for one client address and one username, for one address whatever usernames it tries, and
 # for one username from everywhere (high: else anyone could keep a known name locked out).

@@ -55,6 +55,7 @@ breaker = _Breaker()
 class Limit:
     allowed: bool
     retry_after: int  # whole seconds, at least 1 when not allowed
+    count: int = 0  # requests in the window, this one included (0: unknown, Redis skipped)
 
 
 class MemoryStore:
@@ -66,6 +67,7 @@ class MemoryStore:
         self._values: dict[str, tuple[float, bytes]] = {}
         self._bytes = 0  # held by _values, keys included
         self._logs: dict[str, collections.deque[float]] = {}
+        self._windows: dict[str, float] = {}  # each log's window, for the sweep
         self._locks: dict[str, float] = {}
         self._presence: dict[str, float] = {}
         self._swept = time.monotonic()
@@ -126,6 +128,7 @@ class MemoryStore:
         self._maybe_sweep()
         now = time.monotonic()
         entries = self._logs.setdefault(key, collections.deque(maxlen=MAX_LOG))
+        self._windows[key] = window
         while entries and entries[0] <= now - window:
             entries.popleft()
         entries.append(now)
@@ -137,14 +140,17 @@ class MemoryStore:
             self._swept = now
             self.sweep(now)
 
-    def sweep(self, now: float, window: float = 60.0) -> None:
-        """Forget what has expired, and the logs whose newest entry left the window."""
+    def sweep(self, now: float) -> None:
+        """Forget what has expired, and the logs whose newest entry left their window."""
         for key in [k for k, (expires, _) in self._values.items() if expires <= now]:
             self._drop(key)
         for key in [
-            k for k, entries in self._logs.items() if not entries or entries[-1] <= now - window
+            k
+            for k, entries in self._logs.items()
+            if not entries or entries[-1] <= now - self._windows.get(k, 60.0)
         ]:
             del self._logs[key]
+            self._windows.pop(key, None)
         for marks in (self._locks, self._presence):
             for key in [k for k, until in marks.items() if until <= now]:
                 del marks[key]
@@ -154,9 +160,9 @@ def _verdict(entries, limit: int, window: float, now: float) -> Limit:
     """Every request counts, refused ones too; retry once enough old ones have aged out."""
     count = len(entries)
     if count <= limit:
-        return Limit(True, 0)
+        return Limit(True, 0, count)
     oldest_blocking = entries[count - limit]
-    return Limit(False, max(1, math.ceil(oldest_blocking + window - now)))
+    return Limit(False, max(1, math.ceil(oldest_blocking + window - now)), count)
 
 
 _HIT_SCRIPT = """
@@ -281,8 +287,8 @@ class RedisStore:
             breaker.trip(exc)
             return Limit(True, 0)
         if int(count) <= limit:
-            return Limit(True, 0)
-        return Limit(False, max(1, math.ceil(float(blocking) + window - now)))
+            return Limit(True, 0, int(count))
+        return Limit(False, max(1, math.ceil(float(blocking) + window - now)), int(count))
 
 
 _stores: dict[str, MemoryStore | RedisStore] = {}
