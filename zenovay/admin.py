@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from zenovay import metrics, snippets
-from zenovay.models import Event, Website
+from zenovay.models import ApiKey, Event, Website
 from zenovay.signin import ThrottledAdminAuthenticationForm
 
 # The admin's sign-in is throttled like the dashboard's; "View site" opens the dashboard.
@@ -209,3 +209,28 @@ def _status_label(obj: Website) -> str:
     if obj.last_event > timezone.now() - metrics.ACTIVE_WITHIN:
         return "Active"
     return "No events in 24 hours"
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys of the External API, to list and revoke (delete). They are made in the dashboard,
+    which shows the secret once; the stored hash is neither shown nor settable here."""
+
+    list_display = ["name", "user", "key", "created", "last_used"]
+    search_fields = ["name", "prefix", "user__username"]
+    fields = ["name", "user", "key", "created", "last_used"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiKey]:
+        queryset = super().get_queryset(request).select_related("user")
+        return queryset if request.user.is_superuser else queryset.filter(user=request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        return False
+
+    @admin.display(description="Key", ordering="prefix")
+    def key(self, obj: ApiKey) -> str:
+        return f"zv_{obj.prefix}…"

@@ -8,7 +8,7 @@ from django import forms
 from django.contrib.auth.hashers import make_password
 
 from zenovay import ingest, pagepaths
-from zenovay.models import Goal, Invitation, Membership, SharedLink, Website
+from zenovay.models import ApiKey, Goal, Invitation, Membership, SharedLink, Website
 
 
 def zone_names() -> list[str]:
@@ -140,3 +140,12 @@ class DeleteWebsiteForm(Unsuffixed, forms.Form):
 
 
 ROLE_LABELS = dict(Membership.ROLES)
+
+
+class ApiKeyForm(Unsuffixed, forms.ModelForm):
+    """Name a new key of the External API; its secret is made by `apikeys.new_key`."""
+
+    class Meta:
+        model = ApiKey
+        fields = ["name"]
+        help_texts = {"name": "For you: what uses the key (e.g. the weekly report script)."}

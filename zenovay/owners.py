@@ -7,13 +7,16 @@ from django.contrib.auth.models import AbstractUser, Group, Permission
 
 OWNERS_GROUP = "Site owners"
 WEBSITE_PERMISSIONS = ["add_website", "change_website", "delete_website", "view_website"]
+# Their own API keys, in the admin: listed and revoked (made in the dashboard).
+API_KEY_PERMISSIONS = ["view_apikey", "delete_apikey"]
 
 
 def owners_group() -> Group:
     group, _ = Group.objects.get_or_create(name=OWNERS_GROUP)
     group.permissions.set(
         Permission.objects.filter(
-            content_type__app_label="zenovay", codename__in=WEBSITE_PERMISSIONS
+            content_type__app_label="zenovay",
+            codename__in=WEBSITE_PERMISSIONS + API_KEY_PERMISSIONS,
         )
     )
     return group

@@ -9,7 +9,7 @@ from django.views.generic import RedirectView
 from api import docs_views
 from api import views as api_views
 from widgets import views as widget_views
-from zenovay import dashboard, sharing, site_settings
+from zenovay import account, dashboard, sharing, site_settings
 from zenovay.settings import env_bool
 
 urlpatterns = [
@@ -52,6 +52,12 @@ urlpatterns = [
     path("logout/", LogoutView.as_view(), name="logout"),
     path("dashboard/", dashboard.sites, name="dashboard"),
     path("dashboard/new/", site_settings.new_site, name="site-new"),
+    path("dashboard/account/api-keys/", account.api_keys, name="api-keys"),
+    path(
+        "dashboard/account/api-keys/<int:pk>/revoke/",
+        account.revoke_api_key,
+        name="api-key-revoke",
+    ),
     path("dashboard/<str:website_id>/", dashboard.site, name="dashboard-site"),
     path("dashboard/<str:website_id>/export/", dashboard.export, name="dashboard-export"),
     path("dashboard/<str:website_id>/settings/", site_settings.site_settings, name="site-settings"),
