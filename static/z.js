@@ -7,23 +7,39 @@
   var api = (tag.getAttribute("data-api") || new URL(tag.src).origin) + "/e/collect";
   var host = location.hostname;
   var local = /(^|\.)localhost$|^(127(\.\d+){3}|\[::1\]|0\.0\.0\.0)$/.test(host) || location.protocol === "file:";
-  var off = !code || (local && !tag.hasAttribute("data-allow-localhost"));
+  // Why this page is not counted ("" when it is), said once in the console.
+  var off = !code
+    ? "no data-code on the script tag, nothing is sent."
+    : local && !tag.hasAttribute("data-allow-localhost")
+      ? host
+        ? "pages on " + host + " are not counted. To test on this computer, add data-allow-localhost to the script tag and " + host + " to the website's other host names."
+        : "pages opened from a file are not counted; serve the page from a local web server."
+      : "";
   try {
-    off = off || w.localStorage.getItem("zenovay_ignore") === "true";
+    if (!off && w.localStorage.getItem("zenovay_ignore") === "true") off = "this browser is ignored (localStorage zenovay_ignore).";
   } catch (e) {}
+  var said = 0;
+  function say(text, warn) {
+    if (said++) return;
+    var c = w.console;
+    if (c) (warn ? c.warn : c.info).call(c, "Zenovay: " + text);
+  }
+  if (off) say(off);
   var shown = d.visibilityState === "visible" ? Date.now() : 0;
   var engaged = 0;
   var page = location.href;
   var path = location.pathname;
   var referrer = d.referrer || null; // only the first page of a visit has an outside referrer
 
-  function send(type, extra, url) {
+  // A page being left sends a beacon (it outlives the page); otherwise fetch, whose answer
+  // says when an event is refused (4xx) or ignored (a bot, Do Not Track, an excluded IP).
+  function send(type, extra, url, leaving) {
     if (off) return;
     var body = { code: code, type: type, url: url || location.href, referrer: referrer };
     for (var k in extra) body[k] = extra[k];
     var json = JSON.stringify(body);
     try {
-      if (nav.sendBeacon && nav.sendBeacon(api, json)) return;
+      if ((leaving || !w.fetch) && nav.sendBeacon(api, json)) return;
     } catch (e) {}
     if (w.fetch) {
       w.fetch(api, {
@@ -32,6 +48,12 @@
         keepalive: true,
         credentials: "omit",
         headers: { "Content-Type": "text/plain" },
+      }).then(function (r) {
+        if (r.status > 499) return;
+        return r.json().catch(function () { return {}; }).then(function (j) {
+          if (r.status > 399) say("collect answered " + r.status + " " + (j.error || r.statusText) + (j.message ? ": " + j.message : ""), 1);
+          else if (j.ignored) say("this page was not counted (" + j.ignored + ").");
+        });
       }).catch(function () {});
     }
   }
@@ -40,7 +62,7 @@
   function flush() {
     if (shown) engaged += Date.now() - shown;
     shown = 0;
-    if (engaged > 0) send("engagement", { engagedMs: engaged }, page);
+    if (engaged > 0) send("engagement", { engagedMs: engaged }, page, 1);
     engaged = 0;
   }
 

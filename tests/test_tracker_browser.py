@@ -316,6 +316,115 @@ def test_public_host_that_merely_starts_with_localhost_is_tracked(page, live_url
     assert Event.objects.get(website=website).hostname == "localhost.shop.example"
 
 
+# --- What the tracker says in the console: one line when a page is not counted.
+
+
+def zenovay_lines(page: Page) -> list[tuple[str, str]]:
+    """The console lines the tracker writes, as (type, text), gathered from now on."""
+    lines: list[tuple[str, str]] = []
+    page.on(
+        "console",
+        lambda m: lines.append((m.type, m.text)) if m.text.startswith("Zenovay:") else None,
+    )
+    return lines
+
+
+def settle(page: Page, live_url: str) -> None:
+    """A round trip to the server from the page: the tracker's earlier answers, and what it
+    said about them, have been handled by the time it returns."""
+    page.evaluate(f"fetch('{live_url}/healthz', {{mode: 'no-cors'}}).then(() => null)")
+
+
+def navigate_and_wait_for_collect(page: Page, live_url: str) -> None:
+    with page.expect_event("requestfinished", lambda r: r.url == f"{live_url}/e/collect"):
+        page.evaluate("history.pushState({}, '', '/pricing')")
+    settle(page, live_url)
+
+
+@pytest.mark.browser
+def test_a_skipped_local_page_says_why_once_in_the_console(page, live_url, website):
+    lines = zenovay_lines(page)
+    serve(page, LOCAL, shop_html(live_url, website))
+    open_page(page, f"{LOCAL}/")
+
+    page.evaluate("history.pushState({}, '', '/pricing'); zenovay('signup')")
+    settle(page, live_url)
+
+    assert lines == [
+        (
+            "info",
+            "Zenovay: pages on localhost are not counted. To test on this computer, add "
+            "data-allow-localhost to the script tag and localhost to the website's other "
+            "host names.",
+        )
+    ]
+
+
+@pytest.mark.browser
+def test_a_page_opted_out_in_this_browser_says_so(page, live_url, website):
+    lines = zenovay_lines(page)
+    # An origin of its own: the module's browser profile keeps localStorage between tests.
+    origin = "http://ignored.shop.example"
+    opt_out = "<script>localStorage.setItem('zenovay_ignore', 'true')</script>"
+    serve(page, origin, shop_html(live_url, website, before=opt_out))
+    try:
+        open_page(page, f"{origin}/")
+        page.evaluate("history.pushState({}, '', '/pricing')")
+        settle(page, live_url)
+    finally:
+        page.evaluate("localStorage.clear()")
+
+    assert lines == [("info", "Zenovay: this browser is ignored (localStorage zenovay_ignore).")]
+    assert stored(website) == []
+
+
+@pytest.mark.browser
+def test_a_refused_event_says_the_status_and_error_code_once(page, live_url, website):
+    lines = zenovay_lines(page)
+    # Tested on this computer with the attribute, but the website does not list localhost.
+    serve(page, LOCAL, shop_html(live_url, website, attrs=" data-allow-localhost"))
+    open_page(page, f"{LOCAL}/")
+    wait_for(lambda: lines, "the console line")
+
+    navigate_and_wait_for_collect(page, live_url)  # refused again, said no more
+
+    assert lines == [
+        (
+            "warning",
+            "Zenovay: collect answered 403 forbidden: The page's host is not shop.example "
+            "or one of its hostnames.",
+        )
+    ]
+    assert stored(website) == []
+
+
+@pytest.mark.browser
+def test_an_ignored_event_says_why_once(page, live_url, website):
+    website.excluded_ips = "127.0.0.1"
+    website.save()
+    lines = zenovay_lines(page)
+    serve(page, SHOP, shop_html(live_url, website))
+    open_page(page, f"{SHOP}/")
+    wait_for(lambda: lines, "the console line")
+
+    navigate_and_wait_for_collect(page, live_url)
+
+    assert lines == [("info", "Zenovay: this page was not counted (excluded_ip).")]
+
+
+@pytest.mark.browser
+def test_a_counted_page_says_nothing(page, live_url, website):
+    lines = zenovay_lines(page)
+    serve(page, SHOP, shop_html(live_url, website))
+    open_page(page, f"{SHOP}/")
+    wait_for(lambda: stored(website), "the pageview")
+
+    navigate_and_wait_for_collect(page, live_url)
+
+    assert len(stored(website, type=Event.PAGEVIEW)) == 2
+    assert lines == []
+
+
 # --- The script itself, over plain HTTP.
 
 

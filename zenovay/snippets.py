@@ -28,6 +28,19 @@ def tracker(website: Website) -> str:
     return f'<script async src="{base}/z.js" data-code="{website.tracking_code}"></script>'
 
 
+def local_tracker(website: Website) -> str:
+    """The tracker for a test page served on the owner's own computer: the tracker skips
+    localhost and 127.0.0.1 unless told, and the website must list them as host names."""
+    return tracker(website).replace("></script>", " data-allow-localhost></script>")
+
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1")
+
+
+def accepts_local_pages(website: Website) -> bool:
+    return all(website.allows_host(host) for host in LOCAL_HOSTS)
+
+
 def all_snippets(website: Website) -> list[Snippet]:
     base = settings.ZENOVAY_PUBLIC_URL
     code, site_id = website.tracking_code, website.website_id

