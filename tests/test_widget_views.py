@@ -210,7 +210,10 @@ def test_the_dashboard_page_shows_numbers_countries_and_pages_at_first_paint(cli
 
     assert 'id="zv-live-visitors" hx-swap-oob="true" data-count="2"' in html
     assert 'id="zv-today-pageviews" hx-swap-oob="true" data-count="2"' in html
-    assert '\U0001f1ec\U0001f1e7</span><span class="name">United Kingdom</span><b>2</b>' in html
+    assert (
+        '\U0001f1ec\U0001f1e7</span><i class="cc" aria-hidden="true">GB</i>'
+        '<span class="name">United Kingdom</span><b>2</b>'
+    ) in html
     assert '<span class="path" title="/pricing">/pricing</span><b>1</b>' in html
     assert f'ws-connect="/ws/widgets/dashboard/{website.website_id}"' in html
     assert 'data-ttl="10"' in html

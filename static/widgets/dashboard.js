@@ -48,9 +48,10 @@
       setNumber(views[0], data.pageViews.current);
       setNumber(views[1], data.pageViews.today);
       fill(countries, data.countries.map(function (c) {
-        // "GB" -> the two regional indicator symbols that make its flag emoji.
+        // "GB" -> the two regional indicator symbols that make its flag emoji, and the code as
+        // text: where no emoji font draws flags, the code is what says the country.
         var flag = String.fromCodePoint(127397 + c.code.charCodeAt(0), 127397 + c.code.charCodeAt(1));
-        return [flag + " " + c.name, c.count];
+        return [flag + " " + c.code + " " + c.name, c.count];
       }), data.visitors.current ? "Location unknown" : "No visitors right now");
       fill(pages, data.topPages.map(function (p) {
         return [p.path, p.visitors];
