@@ -149,3 +149,69 @@ def test_without_the_host_names_the_guide_says_what_to_add(page: Page, base: str
         "data-allow-localhost></script>"
     )
     screenshot(page, "first-hour-setup-guide")
+
+
+# --- Item 4: a brand-new site's figures, and country codes as text
+
+
+def test_a_brand_new_site_does_not_claim_a_change_against_yesterday(
+    page: Page, base: str, shop: Website
+):
+    visitors_now(shop, ["FR", "DE", "FR"])
+    sign_in(page, base)
+    page.goto(f"{base}/dashboard/{shop.website_id}/")
+
+    expect(page.locator("#zv-rt-today-visitors")).to_have_text("3")
+    expect(page.locator("#zv-rt-visitors-change")).to_have_text("since midnight")
+    expect(page.locator("#zv-rt-views-change")).to_have_text("since midnight")
+    expect(page.locator(".realtime")).not_to_contain_text("%")
+
+
+def test_countries_show_their_code_as_text_beside_the_flag(page: Page, base: str, shop: Website):
+    visitors_now(shop, ["FR", "DE", "FR"])
+    sign_in(page, base)
+    page.goto(f"{base}/dashboard/{shop.website_id}/")
+
+    rows = page.locator("#zv-rt-countries li")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0).locator(".cc")).to_have_text("FR")
+    expect(rows.nth(0)).to_contain_text("France")
+    expect(rows.nth(0).locator(".cc")).to_have_attribute("aria-hidden", "true")
+    country_table = page.locator("section.table", has=page.get_by_role("heading", name="Countries"))
+    expect(country_table.locator("td .cc")).to_have_text(["FR", "DE"])
+
+
+# --- Item 5: a 420 px screen
+
+
+@pytest.mark.parametrize("where", ["sites", "site"])
+def test_the_dashboard_fits_a_420_px_screen(page: Page, base: str, shop: Website, where: str):
+    Website.objects.create(
+        domain="a-longer-blog-name.example", name="A longer blog", owner=shop.owner
+    )
+    Website.objects.create(domain="docs.shop.example", name="Documentation", owner=shop.owner)
+    visitors_now(shop, ["FR", "DE", "US", "GB", "IN", "JP", "BR", "CA"])
+    page.set_viewport_size({"width": 420, "height": 900})
+    sign_in(page, base)
+    if where == "site":
+        page.goto(f"{base}/dashboard/{shop.website_id}/")
+        expect(page.locator("#zv-rt-live")).to_have_text("8")
+    screenshot(page, f"first-hour-420-{where}")
+
+    # Only a chart wider than the screen may be, in a scroller of its own that starts
+    # with the latest hour and day on screen.
+    outside = page.evaluate(
+        """() => [...document.querySelectorAll('body *')]
+            .filter(e => e.getBoundingClientRect().right > 420.5 && !e.closest('.chart-scroll'))
+            .map(e => e.tagName + '.' + e.getAttribute('class'))"""
+    )
+    assert (page.evaluate("document.documentElement.scrollWidth"), outside) == (420, [])
+    if where == "site":
+        latest = page.evaluate(
+            """() => [...document.querySelectorAll('.bar-chart')].map(chart => {
+                const last = [...chart.querySelectorAll('.slot .hit')].pop();
+                const slot = last.getBoundingClientRect();
+                return slot.left >= 0 && slot.right <= 420;
+            })"""
+        )
+        assert latest == [True, True]
