@@ -67,7 +67,7 @@ def response(website: Website, date_range: str) -> HttpResponse:
 def _csv(asked: query.Query, dims: list[str], chosen: list[str], extra) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    head = [dims[0].replace("time:", "")] + (["name"] if extra else []) + chosen
+    head = [dims[0].split(":")[-1]] + (["name"] if extra else []) + chosen
     writer.writerow(head)
     for row in query.run(asked)["results"]:
         value = row["dimensions"][0]

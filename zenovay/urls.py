@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth.views import LogoutView
 from django.templatetags.static import static
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from api import docs_views
@@ -46,6 +46,7 @@ urlpatterns = [
     path("healthz", api_views.healthz, name="healthz"),
     path("api/v1/openapi.json", docs_views.external_api_json, name="api-v1-openapi"),
     re_path(r"^docs/api/v1/?$", docs_views.external_api_docs, name="api-v1-docs"),
+    path("api/v1/", include("api.v1.urls")),
     path("admin/", admin.site.urls),
     path("", dashboard.index, name="home"),
     path("login/", dashboard.SignInView.as_view(), name="login"),
