@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 
-from api.v1.auth import key_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from api.errors import json_error
+from api.v1.auth import key_required
 from zenovay import access, exports, query
 from zenovay.models import Website
 
