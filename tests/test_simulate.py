@@ -8,7 +8,7 @@ import random
 
 import pytest
 from django.core.management import call_command
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, OutputWrapper
 from django.db.models import Count
 from django.utils import timezone
 
@@ -137,3 +137,43 @@ def test_live_mode_writes_events_as_they_happen(website: Website) -> None:
     assert all(started <= ts <= finished for ts in events.values_list("ts", flat=True))
     assert len({ts for ts in events.values_list("ts", flat=True)}) > 2  # spread, not a burst
     assert f"Wrote {events.count()} events" in out
+
+
+# --- What it prints: plain lines, the bar never sharing one with a message.
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def visible_lines(written: str) -> list[str]:
+    """What a terminal shows: each line as its last carriage return left it."""
+    return [line.split("\r")[-1].rstrip() for line in written.split("\n")]
+
+
+def test_off_a_terminal_the_bar_is_one_plain_line(website: Website) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    call_command(
+        "simulate", website.tracking_code, "--visitors", "5", "--seed", "1", stdout=out, stderr=err
+    )
+    events = Event.objects.filter(website=website).count()
+    assert err.getvalue() == (f"Past visits [{'#' * 30}] 100%  {events:,} of {events:,} events\n")
+    assert "for shop.example in " in out.getvalue()
+    assert "See them at http://" in out.getvalue()
+    assert f"/dashboard/{website.website_id}/" in out.getvalue()
+
+
+def test_on_a_terminal_a_message_clears_the_bar_and_the_bar_comes_back_under_it() -> None:
+    terminal = Terminal()
+    progress = simulate.Progress(OutputWrapper(terminal), "Past visits", 100)
+    progress.update(50, "50 of 100 events", force=True)
+    progress.say("Note: something to know.")
+    progress.close(100, "100 of 100 events")
+
+    assert visible_lines(terminal.getvalue()) == [
+        "Note: something to know.",
+        f"Past visits [{'#' * 30}] 100%  100 of 100 events",
+        "",
+    ]
+    assert "\x1b[" not in terminal.getvalue()  # no colour: progress is not an error

@@ -20,10 +20,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.db import transaction
 from django.db.models import Max
+from django.urls import reverse
 from django.utils import timezone
 
 from zenovay import clientinfo, ids, ingest, salts
@@ -459,14 +461,20 @@ class LiveTraffic:
 
 
 class Progress:
-    """A one-line bar redrawn in place with \\r, at most ten times a second."""
+    """A one-line bar redrawn in place with \\r, at most ten times a second, on a terminal;
+    elsewhere (a log file, a pipe) only its last state, once. Plain text: Django colours
+    stderr red, which would make progress look like an error. A message said while the bar
+    is drawn (`say`) clears the line first and the bar is drawn again under it, so the two
+    never share a line."""
 
     def __init__(self, out: OutputWrapper, label: str, total: float | None) -> None:
         self.out, self.label, self.total = out, label, total
+        self.terminal = out.isatty()
         self.drawn_at = 0.0
+        self.line = ""
 
     def update(self, done: float, note: str, force: bool = False) -> None:
-        if not force and time.monotonic() - self.drawn_at < 0.1:
+        if not force and (not self.terminal or time.monotonic() - self.drawn_at < 0.1):
             return
         self.drawn_at = time.monotonic()
         if self.total is not None:
@@ -474,13 +482,30 @@ class Progress:
             filled = int(30 * share)
             bar = f"[{'#' * filled}{'-' * (30 - filled)}] {100 * share:3.0f}%"
         else:
-            bar = f"{done:7.0f}s"
-        self.out.write(f"\r{self.label:8} {bar}  {note}   ", ending="")
-        self.out.flush()
+            bar = f"{done:5.0f} s"
+        self._draw(f"{self.label} {bar}  {note}")
+
+    def say(self, message: str) -> None:
+        line, self.line = self.line, ""
+        if line and self.terminal:
+            self._write("\r" + " " * len(line) + "\r")
+        self._write(message + "\n")
+        if line and self.terminal:
+            self._draw(line)
 
     def close(self, done: float, note: str) -> None:
         self.update(done, note, force=True)
-        self.out.write("")  # the line ending only: the bar stays on screen
+        self._write("\n")  # the bar stays on screen, and what follows starts a line
+        self.line = ""
+
+    def _draw(self, line: str) -> None:
+        padding = " " * max(0, len(self.line) - len(line))  # what is left of a longer line
+        self._write(("\r" if self.terminal else "") + line + padding)
+        self.line = line
+
+    def _write(self, text: str) -> None:
+        self.out.write(text, style_func=str, ending="")
+        self.out.flush()
 
 
 def find_website(value: str) -> Website:
@@ -555,7 +580,7 @@ class Command(BaseCommand):
             if options["live"]:
                 self._live(rng, website, visitors, options)
         except KeyboardInterrupt:
-            self.stderr.write("\nInterrupted.")
+            self.stderr.write("\nStopped.", style_func=str)
         self._summary(website, first_event, first_session, time.monotonic() - started)
 
     def _check_options(self, options: dict[str, Any]) -> None:
@@ -573,7 +598,7 @@ class Command(BaseCommand):
         window = Window.build(website, days, timezone.now())
         self._warn_about_salts(window)
         events = backfill_events(rng, website, visitors, window)
-        progress = Progress(self.stderr, "backfill", len(events))
+        progress = Progress(self.stderr, "Past visits", len(events))
         for first in range(0, len(events), BATCH_SIZE):
             batch = events[first : first + BATCH_SIZE]
             # One transaction per batch: SQLite syncs once per commit, not once per event.
@@ -581,15 +606,18 @@ class Command(BaseCommand):
                 kept = sum(send(website, visitor, body, ts) for ts, _, visitor, body in batch)
             self.written += kept
             self.ignored += len(batch) - kept
-            progress.update(first + len(batch), f"{first + len(batch)}/{len(events)} events")
-        progress.close(len(events), f"{len(events)}/{len(events)} events")
+            progress.update(first + len(batch), f"{first + len(batch):,} of {len(events):,} events")
+        progress.close(len(events), f"{len(events):,} of {len(events):,} events")
 
     def _warn_about_salts(self, window: Window) -> None:
         first, last = salts.period_of(window.start), salts.period_of(window.end)
         if first != last:
+            span = {"daily": "day", "weekly": "week"}.get(settings.ZENOVAY_SALT_ROTATION, "month")
             self.stderr.write(
-                f"Note: the backfill spans salt periods {first} to {last}; visitors are not "
-                "linked across them, and the current period's salt is replaced."
+                f"Note: Zenovay forgets who a visitor was when a {span} ends "
+                f"(ZENOVAY_SALT_ROTATION), so a simulated visitor who comes back in a later "
+                f"{span} counts as a new visitor there.",
+                style_func=str,
             )
 
     def _live(
@@ -598,7 +626,8 @@ class Command(BaseCommand):
         traffic = LiveTraffic(rng, website, visitors)
         speed, duration = options["speed"], options["duration"]
         per_second = options["rate"] / 60
-        progress = Progress(self.stderr, "live", duration)
+        progress = Progress(self.stderr, "Live visits", duration)
+        stop = "" if duration is not None else "; Ctrl-C stops"
         started, next_arrival, elapsed = time.monotonic(), 0.0, 0.0
         while duration is None or elapsed < duration:
             now = elapsed * speed  # simulated seconds
@@ -607,12 +636,12 @@ class Command(BaseCommand):
                 next_arrival += rng.expovariate(per_second)
             for visitor, body in traffic.due(now):
                 self._count(send(website, visitor, body, timezone.now()))
-            progress.update(elapsed, f"{self.written} events, {traffic.active()} visitors active")
+            progress.update(elapsed, f"{self.written:,} events, {traffic.active()} browsing{stop}")
             wake = (min(next_arrival, traffic.next_due()) - now) / speed
             left = math.inf if duration is None else duration - elapsed
             time.sleep(max(0.0, min(wake, 0.25, left)))
             elapsed = time.monotonic() - started
-        progress.close(elapsed, f"{self.written} events, {traffic.active()} visitors active")
+        progress.close(elapsed, f"{self.written:,} events, {traffic.active()} browsing")
 
     def _count(self, kept: bool) -> None:
         self.written += kept
@@ -622,8 +651,13 @@ class Command(BaseCommand):
         new_events = Event.objects.filter(website=website, pk__gt=first_event)
         visitors = new_events.values("visitor").distinct().count()
         sessions = Session.objects.filter(website=website, pk__gt=first_session).count()
-        ignored = f" ({self.ignored} ignored)" if self.ignored else ""
+        ignored = (
+            f" ({self.ignored} not counted: a bot, Do Not Track or an excluded IP)"
+            if self.ignored
+            else ""
+        )
+        url = settings.ZENOVAY_PUBLIC_URL + reverse("dashboard-site", args=[website.website_id])
         self.stdout.write(
             f"Wrote {self.written} events{ignored}, {visitors} visitors, {sessions} sessions "
-            f"for {website.domain} in {secs:.1f} s."
+            f"for {website.domain} in {secs:.1f} s. See them at {url}"
         )
