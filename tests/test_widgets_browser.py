@@ -595,3 +595,51 @@ def test_screenshots_of_states(owner, live_url, website, other_website):
     owner.set_offline(True)
     expect(page.locator("#offline zenovay-dashboard .status")).to_have_text(re.compile("updated"))
     page.locator("#offline").screenshot(path=SCREENSHOTS / "state-offline.png")
+
+
+# --- The iframe snippets' sizes fit what the widgets draw.
+
+
+def iframe_snippets(live_url: str, website: Website) -> dict[str, str]:
+    """The iframe snippets as the admin and the settings page show them, for this server."""
+    from django.conf import settings
+
+    from zenovay import snippets
+
+    return {
+        s["key"]: s["code"].replace(settings.ZENOVAY_PUBLIC_URL, live_url)
+        for s in snippets.all_snippets(website)
+        if s["key"].endswith("-iframe")
+    }
+
+
+# The frame's inner size, its document's scroll size, and how far right and down the widget
+# (the counter's pill, the dashboard's card and what is in it) draws.
+MEASURE = """() => {
+    const doc = document.documentElement;
+    const drawn = [...document.querySelectorAll('#zv > *')].map(e => e.getBoundingClientRect());
+    return {
+        frame: [innerWidth, innerHeight],
+        scroll: [doc.scrollWidth, doc.scrollHeight],
+        content: [Math.ceil(document.getElementById('zv').getBoundingClientRect().right),
+                  Math.ceil(Math.max(...drawn.map(r => r.bottom)))],
+    };
+}"""
+
+
+@pytest.mark.parametrize("key", ["counter-iframe", "dashboard-iframe"])
+def test_the_iframe_snippets_fit_the_widget_without_scrollbars_or_empty_space(
+    owner, live_url, website, key
+):
+    seed_traffic(website, live=200, earlier=0)  # three-digit numbers, five rows in each list
+    snippet = iframe_snippets(live_url, website)[key]
+    page = open_customer_page(owner, customer_html(live_url, website, body=snippet))
+    inner = page.frame_locator("iframe")
+    expect(inner.locator("#zv")).to_have_attribute("data-state", "live")
+    page.evaluate("document.fonts.ready")
+
+    size = page.locator("iframe").content_frame.locator("html").evaluate(MEASURE)
+    assert size["scroll"] == size["frame"]  # no scrollbars
+    width, height = size["frame"]
+    drawn_width, drawn_height = size["content"]
+    assert 0 <= width - drawn_width <= 24 and 0 <= height - drawn_height <= 24, size

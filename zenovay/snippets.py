@@ -63,7 +63,7 @@ def all_snippets(website: Website) -> list[Snippet]:
             "help": "Options as query parameters: ?theme=dark&label=…&size=compact",
             "code": (
                 f'<iframe src="{base}/widgets/live/{code}" title="Live visitors" '
-                f'width="220" height="90" {NO_BORDER}></iframe>'
+                f'width="200" height="40" {NO_BORDER}></iframe>'
             ),
         },
         {
@@ -81,7 +81,7 @@ def all_snippets(website: Website) -> list[Snippet]:
             "help": "Options as query parameters: ?theme=dark&size=compact",
             "code": (
                 f'<iframe src="{base}/widgets/dashboard/{site_id}" title="Live analytics" '
-                f'width="340" height="420" {NO_BORDER}></iframe>'
+                f'width="320" height="410" {NO_BORDER}></iframe>'
             ),
         },
     ]
