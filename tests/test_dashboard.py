@@ -265,7 +265,7 @@ def test_a_website_without_events_shows_how_to_install_the_snippet(olivia, site)
     assert '<pre id="zv-snippet"><span class="nb">&lt;script</span>' in html
     assert src in html and site.tracking_code in html
     assert 'data-copy="zv-snippet"' in html
-    assert f'href="/admin/zenovay/website/{site.pk}/change/"' in html
+    assert f'href="/dashboard/{site.website_id}/settings/#tracking"' in html
     assert re.search(r'id="zv-setup-status"[^>]*hx-trigger="every 3s"', html)
     assert "ws-connect" not in html and "chart-hourly" not in html
 
