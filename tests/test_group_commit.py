@@ -9,6 +9,7 @@ import threading
 import urllib.request
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import DataError
 from django.db.models import Count
 from django.utils import timezone
@@ -91,6 +92,30 @@ async def test_a_visitors_events_in_one_batch_make_one_session(shop):
     assert session.pageviews == 5
     assert session.entry_path == "/p0"
     assert session.exit_path == "/p4"
+
+
+async def test_events_of_a_website_deleted_on_their_way_are_refused_and_not_stored(shop):
+    other = await Website.objects.acreate(domain="other.example", name="Other")
+    doomed = [pending(other, f"/gone{n}") for n in range(3)]
+    kept = [pending(shop, f"/kept{n}") for n in range(3)]
+    await Website.objects.filter(pk=other.pk).adelete()  # accepted, then deleted, then written
+    results = await asyncio.gather(
+        *(writer.submit(event) for event in [*doomed, *kept]), return_exceptions=True
+    )
+    assert [type(result).__name__ for result in results] == ["NotFound"] * 3 + ["NoneType"] * 3
+    assert results[0].status == 404
+    assert sorted([path async for path in Event.objects.values_list("path", flat=True)]) == [
+        "/kept0",
+        "/kept1",
+        "/kept2",
+    ]
+    body = json.dumps({"code": other.tracking_code, "url": "https://other.example/"}).encode()
+    client = ingest.Client(ip=None, country="", user_agent=DESKTOP_UA)
+    with pytest.raises(ingest.NotFound):  # the synchronous way in says the same
+        await sync_to_async(ingest.record_event)(
+            website=other, payload=ingest.parse_payload(body), client=client
+        )
+    assert await Event.objects.acount() == 3
 
 
 def post(url: str, code: str, agent: str, path: str) -> int:

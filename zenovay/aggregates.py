@@ -169,11 +169,14 @@ def periods(zone_name: str, quarter: int) -> tuple[int, int, int, int]:
 # --- Maintenance
 
 
-def apply(changes: Sequence[Recorded]) -> None:
-    """Update the aggregates for a batch of recorded events, in the caller's transaction."""
+def apply(changes: Sequence[Recorded], zones: dict[int, str] | None = None) -> None:
+    """Update the aggregates for a batch of recorded events, in the caller's transaction;
+    `zones` holds every website's time zone (`website_zones`, looked up when not given)."""
     if not changes:
         return
-    batch = _Batch(_zones({change.website_pk for change in changes}))
+    if zones is None:
+        zones = website_zones({change.website_pk for change in changes})
+    batch = _Batch(zones)
     for change in changes:
         batch.event(change)
         batch.session(change)
@@ -181,7 +184,11 @@ def apply(changes: Sequence[Recorded]) -> None:
         batch.write(cursor)
 
 
-def _zones(website_pks: Iterable[int]) -> dict[int, str]:
+def website_zones(website_pks: Iterable[int]) -> dict[int, str]:
+    """The time zone of each of these websites that still exists, in the caller's
+    transaction. A website deleted while its events were on their way is missing here;
+    one deleted during the batch fails the batch's foreign-key check at commit, and the
+    writer then retries each event alone, when it is missing here."""
     pks = sorted(website_pks)
     with connection.cursor() as cursor:
         sql = f"SELECT id, timezone FROM zenovay_website WHERE id IN {_list(pks)}"  # noqa: S608

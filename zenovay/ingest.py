@@ -54,6 +54,10 @@ class NotFound(IngestError):
     code = "not_found"
 
 
+# Also the answer when a website was deleted while its event was on its way.
+UNKNOWN_CODE = "No enabled website has this tracking code."
+
+
 class PayloadTooLarge(IngestError):
     status = 413
     code = "payload_too_large"
@@ -99,7 +103,7 @@ def check_source(website: Website | None, payload: Payload, client: Client) -> W
     """The website, if the event may come from where it says: its page and the browser's
     Origin must be the website's hosts."""
     if website is None:
-        raise NotFound("No enabled website has this tracking code.")
+        raise NotFound(UNKNOWN_CODE)
     if not website.allows_host(payload.hostname):
         raise Forbidden(f"The page's host is not {website.domain} or one of its hostnames.")
     if not _origin_allowed(website, client.origin):
@@ -146,7 +150,8 @@ def record_event(
     accepted = accept(website=website, payload=payload, client=client, now=now)
     if isinstance(accepted, str):
         return accepted
-    store([accepted])
+    if not store([accepted]):
+        raise NotFound(UNKNOWN_CODE)
     return None
 
 
@@ -236,7 +241,8 @@ _UPDATE_SESSION = (
 def store(batch: Sequence[Pending]) -> list[tuple[Pending, _Session | None, _Session | None]]:
     """Write a batch of events and their sessions in one transaction, in order.
 
-    Returns, per event, its session before and after it (None before: the event began
+    Events of a website deleted since they were accepted are left out. Returns, per
+    stored event, its session before and after it (None before: the event began
     the session, or there is none; None after: an engagement event with no open
     session, which begins none). On PostgreSQL the batch first takes a transaction-level
     advisory lock per visitor, in a fixed order (so batches never deadlock): two
@@ -246,6 +252,10 @@ def store(batch: Sequence[Pending]) -> list[tuple[Pending, _Session | None, _Ses
     """
     changes = []
     with transaction.atomic(), connection.cursor() as cursor:
+        zones = aggregates.website_zones({pending.website_pk for pending in batch})
+        batch = [pending for pending in batch if pending.website_pk in zones]
+        if not batch:
+            return changes
         _lock_visitors(cursor, batch)
         sessions = _open_sessions(cursor, batch)
         for pending in batch:
@@ -259,7 +269,7 @@ def store(batch: Sequence[Pending]) -> list[tuple[Pending, _Session | None, _Ses
             changes.append((pending, before, after))
         _write_sessions(cursor, sessions)
         _write_events(cursor, batch)
-        aggregates.apply([_recorded(*change) for change in changes])
+        aggregates.apply([_recorded(*change) for change in changes], zones)
         for website_pk in {pending.website_pk for pending in batch}:
             transaction.on_commit(lambda pk=website_pk: live.site_changed(pk), robust=True)
     return changes

@@ -65,7 +65,7 @@ async def _flush(queue: _Queue) -> None:
 
 async def _write(batch: Sequence[tuple[ingest.Pending, asyncio.Future[None]]]) -> None:
     try:
-        await db.write(ingest.store, [pending for pending, _ in batch])
+        changes = await db.write(ingest.store, [pending for pending, _ in batch])
     except (OperationalError, InterfaceError) as exc:  # unreachable: every event alike
         _settle(batch, exc)
     except DatabaseError as exc:
@@ -79,7 +79,11 @@ async def _write(batch: Sequence[tuple[ingest.Pending, asyncio.Future[None]]]) -
         log.exception("writing a batch of %d events failed", len(batch))
         _settle(batch, exc)
     else:
-        _settle(batch, None)
+        stored = {id(pending) for pending, _, _ in changes}
+        _settle([one for one in batch if id(one[0]) in stored], None)
+        gone = [one for one in batch if id(one[0]) not in stored]  # its website was deleted
+        if gone:
+            _settle(gone, ingest.NotFound(ingest.UNKNOWN_CODE))
 
 
 def _settle(
