@@ -323,6 +323,51 @@ class FirstSeen(models.Model):
         return f"visitor {self.visitor:x} first seen in period {self.kind}/{self.period}"
 
 
+class Sketch(models.Model):
+    """Per website, local day or month, and dimension value (or none): the events counted
+    and a HyperLogLog sketch of their distinct visitors (zenovay.sketches), so that
+    visitors over any run of days are a union of a few sketches, not a scan."""
+
+    website = models.ForeignKey(
+        Website, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    kind = models.PositiveSmallIntegerField()
+    period = models.BigIntegerField(help_text="The period's local start, epoch seconds.")
+    dim = models.CharField(max_length=1, blank=True)
+    value = models.CharField(max_length=1024, blank=True)
+    count = models.BigIntegerField(default=0)
+    registers = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["website", "kind", "period", "dim", "value"], name="sketch_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"sketch {self.dim}={self.value} of period {self.kind}/{self.period}"
+
+
+class SketchMark(models.Model):
+    """How far a period's sketches go: every event before `until_us` is in them."""
+
+    website = models.ForeignKey(
+        Website, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    kind = models.PositiveSmallIntegerField()
+    period = models.BigIntegerField()
+    until_us = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["website", "kind", "period"], name="sketch_mark_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"sketches of period {self.kind}/{self.period} up to {self.until_us}"
+
+
 # --- Sharing a website: members, invitations, shared links; and its goals
 
 

@@ -8,17 +8,20 @@ optionally a comparison with the previous period or the same period a year befor
 
 Where the answer comes from (`meta.source`):
 
-- **aggregates** when nothing is filtered and the aggregates hold the figures exactly:
+- **aggregates** when nothing is filtered and the aggregates hold the figures:
   totals and time buckets of pageviews, custom events, visits, bounce rate, duration and
   views per visit over any range (sums of quarter rows); visitors and returning rate per
   whole local hour / day / week / month bucket, or over a range that is exactly one local
-  day, week or month so far; breakdowns by page, referrer, UTM source, country, device,
-  browser, OS or event name over one local day, week or month. Cost: the range's quarter
-  rows (<= 35,000 for a year) or the period's distinct values; never the events.
-- **events** otherwise (filters, entry/exit pages, UTM medium and campaign, properties,
-  distinct visitors over several days): grouped SQL over the raw events or sessions of
-  the range, through the (website, time) indexes. Exact, and as costly as the range's
-  traffic.
+  day, week or month so far (exact); visitors over any other run of whole local days, and
+  breakdowns by page, referrer, UTM source / medium / campaign, country, device, browser,
+  OS or event name over any run of whole local days (exact over one local day, week or
+  month; otherwise visitors are a HyperLogLog estimate, 0.8 % standard error, exact below
+  about 2,000: `zenovay.sketches`). Cost: the range's quarter rows (<= 35,000 for a year),
+  the period's distinct values, or a few sketches per value; never the events.
+- **events** otherwise (filters, ranges that cut a day, entry/exit pages, properties, the
+  returning rate over several days, the visitors of a partial first time bucket): grouped
+  SQL over the raw events or sessions of the range, through the (website, time) indexes.
+  Exact, and as costly as the range's traffic.
 
 Metric definitions follow the public contract: visitors are distinct visitors with a
 pageview (with an event dimension or filter: who fired the matching custom events);
@@ -51,7 +54,7 @@ from django.db.models import (
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
-from zenovay import aggregates, metrics
+from zenovay import aggregates, metrics, sketches
 from zenovay.aggregates import quarter_of
 from zenovay.models import Event, PeriodTally, Session, Tally, Website
 
@@ -582,9 +585,9 @@ def _tally_metrics(sums: dict[str, int], query: Query, kind: int | None) -> list
     for name in query.metrics:
         sessions = sums["sessions"]
         if name == "visitors":
-            if kind is None:
+            if kind is None and "visitors" not in sums:
                 return None
-            values.append(sums[_VISITOR_COLUMN[kind]])
+            values.append(sums[_VISITOR_COLUMN[kind]] if kind else sums["visitors"])
         elif name == "returning_rate":
             if kind not in _SESSION_VISITORS:
                 return None
@@ -629,7 +632,13 @@ def _totals_from_tallies(query: Query) -> list[Row] | None:
         quarter__gte=quarter_of(query.since),
         quarter__lte=quarter_of(query.until),
     ).aggregate(**{name: Sum(name, default=0) for name in _SUMMED})
-    values = _tally_metrics(sums, query, _one_period(query))
+    kind = _one_period(query)
+    if kind is None and "visitors" in query.metrics:  # over several days: from sketches
+        found = sketches.figures(query.website, query.since, query.until, None, timezone.now())
+        if found is None:
+            return None
+        sums["visitors"] = found.get("", (0, 0))[1]
+    values = _tally_metrics(sums, query, kind)
     return None if values is None else [{"dimensions": [], "metrics": values}]
 
 
@@ -668,17 +677,15 @@ _PERIOD_DIMS = {**aggregates.DIMENSIONS, "event:name": "e"}
 
 def _breakdown_from_periods(query: Query) -> list[Row] | None:
     name = query.dimensions[0]
-    kind = _one_period(query)
-    if (
-        kind is None
-        or name not in _PERIOD_DIMS
-        or not set(query.metrics) <= {"visitors", "pageviews", "events"}
-    ):
+    if name not in sketches.DIMS or not set(query.metrics) <= {"visitors", "pageviews", "events"}:
         return None
     if name == "event:name" and "pageviews" in query.metrics:
         return None
     if name != "event:name" and "events" in query.metrics:
         return None
+    kind = _one_period(query)
+    if kind is None or name not in _PERIOD_DIMS:  # several days, or not kept per period
+        return _breakdown_from_sketches(query)
     rows = PeriodTally.objects.filter(
         website=query.website,
         kind=kind,
@@ -688,6 +695,22 @@ def _breakdown_from_periods(query: Query) -> list[Row] | None:
     pick = {"visitors": 2, "pageviews": 1, "events": 1}
     return [
         {"dimensions": [row[0]], "metrics": [row[pick[m]] for m in query.metrics]} for row in rows
+    ]
+
+
+def _breakdown_from_sketches(query: Query) -> list[Row] | None:
+    """Counts summed and visitors estimated (HyperLogLog, 0.8 % standard error) over the
+    range's whole days."""
+    name = query.dimensions[0]
+    found = sketches.figures(
+        query.website, query.since, query.until, sketches.DIMS[name], timezone.now()
+    )
+    if found is None:
+        return None
+    pick = {"visitors": 1, "pageviews": 0, "events": 0}
+    return [
+        {"dimensions": [value], "metrics": [figures[pick[m]] for m in query.metrics]}
+        for value, figures in found.items()
     ]
 
 

@@ -20,9 +20,18 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from zenovay import aggregates
+from zenovay import aggregates, sketches
 from zenovay.aggregates import quarter_of
-from zenovay.models import Event, FirstSeen, PeriodTally, Session, Tally, Website
+from zenovay.models import (
+    Event,
+    FirstSeen,
+    PeriodTally,
+    Session,
+    Sketch,
+    SketchMark,
+    Tally,
+    Website,
+)
 
 MINIMUM_DAYS = 62
 RAW_MINIMUM_DAYS = 7
@@ -47,14 +56,19 @@ def raw_cutoff(now: dt.datetime | None = None, days: int | None = None) -> dt.da
 def prune(
     *, before: dt.datetime, raw_before: dt.datetime | None = None, now: dt.datetime | None = None
 ) -> tuple[int, int]:
-    """Delete events before `raw_before` (default `before`), sessions that ended before
-    `before`, aggregates of quarters and periods before it, and first-seen rows of periods
-    that began before it or (given `now`) more than two months before `now`; the numbers
-    of events and sessions."""
+    """Seal the visitor sketches of the days whose raw events go (zenovay.sketches) while
+    the figures stay, then delete events before `raw_before` (default `before`), sessions
+    that ended before `before`, aggregates of quarters and periods before it, and
+    first-seen rows of periods that began before it or (given `now`) more than two months
+    before `now`; the numbers of events and sessions."""
+    if raw_before is not None and raw_before > before:  # raw events go before the figures
+        for website in Website.objects.all():
+            sketches.seal(website, raw_before)
     events = _in_batches(Event.objects.filter(ts__lt=raw_before or before))
     sessions = _in_batches(Session.objects.filter(last_event_at__lt=before))
     _in_batches(Tally.objects.filter(quarter__lt=quarter_of(before)))
-    _in_batches(PeriodTally.objects.filter(period__lt=int(before.timestamp())))
+    for model in (PeriodTally, Sketch, SketchMark):
+        _in_batches(model.objects.filter(period__lt=int(before.timestamp())))
     if now is not None:
         before = max(before, now - dt.timedelta(days=FIRST_SEEN_DAYS))
     for website_pk, kind in _first_seen_kinds():  # each a range of the unique index

@@ -1,0 +1,152 @@
+"""Visitors over several days from HyperLogLog sketches (zenovay.sketches): the days'
+sketches built forward from raw events, today's live part, finished months merged once,
+sealing before raw events are pruned, and the estimate's error on large sets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import random
+from collections import defaultdict
+
+import pytest
+
+from tests.conftest import DESKTOP_UA
+from zenovay import ingest, query, retention, sketches
+from zenovay.models import Event, Sketch, SketchMark, Website
+
+pytestmark = pytest.mark.django_db
+
+BERLIN = dt.timezone(dt.timedelta(hours=1))  # Berlin's offset in February and March 2026
+NOW = dt.datetime(2026, 3, 10, 11, 0, tzinfo=dt.UTC)  # 12:00 in Berlin
+
+
+@pytest.fixture
+def site(db) -> Website:
+    return Website.objects.create(domain="shop.example", timezone="Europe/Berlin")
+
+
+def record(site: Website, at: dt.datetime, who: int, path: str = "/", **fields: object) -> None:
+    data = {"code": site.tracking_code, "type": "pageview", "url": f"https://shop.example{path}"}
+    data.update(fields)
+    client = ingest.Client(
+        ip=ipaddress.ip_address(0x51000000 + who), country="DE", user_agent=DESKTOP_UA
+    )
+    payload = ingest.parse_payload(json.dumps(data).encode())
+    assert ingest.record_event(website=site, payload=payload, client=client, now=at) is None
+
+
+def local(day: int, hour: int = 0, minute: int = 0, month: int = 3) -> dt.datetime:
+    return dt.datetime(2026, month, day, hour, minute, tzinfo=BERLIN)
+
+
+def brute(site: Website, since: dt.datetime, until: dt.datetime, column: str | None):
+    """Per value of `column` (None: "" for the website): pageviews and distinct visitors,
+    from the raw events."""
+    counts: dict[str, int] = defaultdict(int)
+    who: dict[str, set[int]] = defaultdict(set)
+    rows = Event.objects.filter(website=site, type="pageview", ts__gte=since, ts__lte=until)
+    for event in rows:
+        value = getattr(event, column) if column else ""
+        if value or not column:
+            counts[value] += 1
+            who[value].add(event.visitor)
+    return {value: (counts[value], len(who[value])) for value in counts}
+
+
+def test_visitors_over_several_days_count_each_visitor_once_with_todays_live_events(site):
+    for day in (7, 8, 9, 10):
+        for who in range(day - 4, day + 2):  # visitors overlap from day to day
+            record(site, local(day, 9, who), who, f"/p{who % 3}")
+    since, now = local(7), NOW
+    expected = brute(site, since, now, None)
+    assert sketches.figures(site, since, now, None, now) == expected
+    assert sketches.figures(site, since, now, "p", now) == brute(site, since, now, "path")
+    sealed = dict(SketchMark.objects.values_list("period", "until_us"))
+    today = int(local(10).timestamp())
+    assert sealed[today] == int((now - sketches.LAG).timestamp() * 1_000_000)
+
+    # Moments later a new visitor comes: read live, today's sketches are not rewritten.
+    record(site, now + dt.timedelta(seconds=10), 99, "/new")
+    later = now + dt.timedelta(seconds=20)
+    assert sketches.figures(site, since, later, None, later) == brute(site, since, later, None)
+    assert dict(SketchMark.objects.values_list("period", "until_us"))[today] == sealed[today]
+
+    # Past STALE, today's sketches are brought forward, and nobody is counted twice.
+    much_later = now + sketches.LAG + sketches.STALE + dt.timedelta(minutes=1)
+    found = sketches.figures(site, since, much_later, None, much_later)
+    assert found == brute(site, since, much_later, None)
+    assert found[""][1] == expected[""][1] + 1
+    assert dict(SketchMark.objects.values_list("period", "until_us"))[today] > sealed[today]
+
+
+def test_a_finished_month_is_merged_once_into_a_month_sketch(site):
+    for day, month in ((1, 2), (14, 2), (28, 2), (1, 3), (9, 3)):
+        for who in range(1, 6):
+            record(site, local(day, 20, who, month=month), who + day, f"/p{who % 2}")
+    since, until = local(1, month=2), local(10) - dt.timedelta(microseconds=1)
+    for dim, column in ((None, None), ("p", "path"), ("c", "country")):
+        assert sketches.figures(site, since, until, dim, NOW) == brute(site, since, until, column)
+    february = int(local(1, month=2).timestamp())
+    assert SketchMark.objects.filter(kind=sketches.MONTH, period=february).count() == 1
+    assert Sketch.objects.filter(kind=sketches.MONTH, period=february, dim="").get().count == 15
+
+
+def test_ranges_that_are_not_whole_local_days_are_left_to_raw_events(site):
+    assert sketches.figures(site, local(7, 6), NOW, None, NOW) is None  # starts at 06:00
+    assert sketches.figures(site, local(7), local(9, 12), None, NOW) is None  # ends midday
+    end_of_9th = local(10) - dt.timedelta(microseconds=1)
+    assert sketches.figures(site, local(7), end_of_9th, None, NOW) is not None
+    assert sketches.figures(site, local(7), NOW, None, NOW) is not None  # today so far
+
+
+def test_the_api_answers_visitors_over_days_and_breakdowns_from_aggregates(site, monkeypatch):
+    monkeypatch.setattr("django.utils.timezone.now", lambda: NOW)
+    for day in (8, 9, 10):
+        for who in range(1, 4):
+            record(site, local(day, 8, who), who + day % 2, "/a" if who % 2 else "/b")
+    for body in (
+        {"metrics": ["visitors", "pageviews"], "date_range": "7d"},
+        {"metrics": ["visitors", "pageviews"], "date_range": "30d", "dimensions": ["page"]},
+        {"metrics": ["visitors"], "date_range": "7d", "dimensions": ["utm_medium"]},
+    ):
+        asked = query.parse({"site_id": site.website_id, **body}, site, NOW)
+        answer = query.run(asked)
+        assert answer["meta"]["source"] == "aggregates", body
+        slow = query._from_events(asked)
+        assert sorted(map(str, query._from_aggregates(asked))) == sorted(map(str, slow))
+
+
+def test_pruning_raw_events_seals_their_days_first(site, settings):
+    real_now = dt.datetime.now(dt.UTC)
+    days = [real_now - dt.timedelta(days=n) for n in (12, 11, 10)]
+    for n, at in enumerate(days):
+        for who in range(3):
+            record(site, at, who + n)
+    since = dt.datetime.combine(days[0].astimezone(site.zone).date(), dt.time(), tzinfo=site.zone)
+    until = dt.datetime.combine(
+        days[-1].astimezone(site.zone).date() + dt.timedelta(days=1), dt.time(), tzinfo=site.zone
+    ) - dt.timedelta(microseconds=1)
+    expected = brute(site, since, until, None)
+    assert expected[""] == (9, 5)
+    retention.prune(before=real_now - dt.timedelta(days=400), raw_before=real_now)
+    assert not Event.objects.exists()
+    assert sketches.figures(site, since, until, None, real_now) == expected
+
+
+def test_a_large_crowd_is_estimated_within_one_percent(site):
+    rng = random.Random(15)
+    crowd = [rng.getrandbits(63) for _ in range(30_000)]
+    rows = [
+        Event(website=site, ts=local(day, 10), type="pageview", visitor=v, path="/", hostname="x")
+        for day in (8, 9)
+        for v in crowd[(day - 8) * 10_000 : (day - 8) * 10_000 + 20_000]  # 10,000 on both
+    ]
+    Event.objects.bulk_create(rows, batch_size=2000)
+    end = local(10) - dt.timedelta(microseconds=1)
+    pageviews, visitors = sketches.figures(site, local(8), end, None, NOW)[""]
+    assert pageviews == 40_000
+    assert abs(visitors - 30_000) / 30_000 <= 0.01 * 2.5, visitors  # 0.8 % standard error
+    sizes = [len(registers) for registers in Sketch.objects.values_list("registers", flat=True)]
+    assert len(sizes) == 4 and max(sizes) < 8500, sizes  # the site and "/", on two days
