@@ -118,8 +118,13 @@ def page(context: BrowserContext) -> Iterator[Page]:
 # --- Helpers.
 
 
-def wait_for(condition: Callable[[], T | None], what: str, timeout: float = TIMEOUT) -> T:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+def wait_for(
+    condition: Callable[[], T | None], what: str, timeout: float = TIMEOUT, page: Page | None = None
+) -> T:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds.
+
+    A condition fed by a page's event handlers needs `page`: Playwright runs handlers
+    only while one of its calls is waiting, so the poll waits through the page."""
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
@@ -127,7 +132,10 @@ def wait_for(condition: Callable[[], T | None], what: str, timeout: float = TIME
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+        if page is None:
+            time.sleep(0.02)
+        else:
+            page.wait_for_timeout(20)
 
 
 def shop_html(live_url: str, website: Website, *, before: str = "", attrs: str = "") -> str:
@@ -384,7 +392,7 @@ def test_a_refused_event_says_the_status_and_error_code_once(page, live_url, web
     # Tested on this computer with the attribute, but the website does not list localhost.
     serve(page, LOCAL, shop_html(live_url, website, attrs=" data-allow-localhost"))
     open_page(page, f"{LOCAL}/")
-    wait_for(lambda: lines, "the console line")
+    wait_for(lambda: lines, "the console line", page=page)
 
     navigate_and_wait_for_collect(page, live_url)  # refused again, said no more
 
@@ -405,7 +413,7 @@ def test_an_ignored_event_says_why_once(page, live_url, website):
     lines = zenovay_lines(page)
     serve(page, SHOP, shop_html(live_url, website))
     open_page(page, f"{SHOP}/")
-    wait_for(lambda: lines, "the console line")
+    wait_for(lambda: lines, "the console line", page=page)
 
     navigate_and_wait_for_collect(page, live_url)
 
