@@ -55,6 +55,28 @@
     }, 500);
   });
 
+  // A click that changes the view (a period, a filter, a comparison) is not undone by a
+  // refresh of the period or the charts asked for with the old view: refreshes in flight
+  // are aborted, and none starts until the new view has arrived.
+  var refreshers = ["zv-period", "zv-charts"];
+  var changing = new Set();
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var detail = event.detail;
+    if (refreshers.indexOf(detail.elt.id) >= 0) {
+      if (changing.size) event.preventDefault();
+      return;
+    }
+    if (!detail.target || detail.target.id !== "zv-period") return;
+    changing.add(detail.xhr);
+    refreshers.forEach(function (id) {
+      var refresher = document.getElementById(id);
+      if (refresher) htmx.trigger(refresher, "htmx:abort");
+    });
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    changing.delete(event.detail.xhr);
+  });
+
   document.addEventListener("htmx:wsOpen", function (event) {
     show(event.target, "live", "Live");
   });
