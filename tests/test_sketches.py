@@ -1,6 +1,8 @@
 """Visitors over several days from HyperLogLog sketches (zenovay.sketches): the days'
 sketches built forward from raw events, today's live part, finished months merged once,
-sealing before raw events are pruned, and the estimate's error on large sets."""
+sealing before raw events are pruned, and the estimate's error on large sets. Visits by a
+visit's dimension from day tallies sealed once the day's visits have ended
+(zenovay.visits)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from collections import defaultdict
 import pytest
 
 from tests.conftest import DESKTOP_UA
-from zenovay import ingest, query, retention, sketches
-from zenovay.models import Event, Sketch, SketchMark, Website
+from zenovay import ingest, query, retention, sketches, visits
+from zenovay.models import Event, Session, Sketch, SketchMark, VisitTally, Website
 
 pytestmark = pytest.mark.django_db
 
@@ -150,3 +152,44 @@ def test_a_large_crowd_is_estimated_within_one_percent(site):
     assert abs(visitors - 30_000) / 30_000 <= 0.01 * 2.5, visitors  # 0.8 % standard error
     sizes = [len(registers) for registers in Sketch.objects.values_list("registers", flat=True)]
     assert len(sizes) == 4 and max(sizes) < 8500, sizes  # the site and "/", on two days
+
+
+# --- Visits by a visit's dimension (zenovay.visits)
+
+
+def test_a_day_is_sealed_for_visits_only_once_its_visits_have_ended(site):
+    record(site, local(9, 23, 50), 1, "/late")  # a visit that goes on past midnight
+    record(site, local(10, 0, 10), 1, "/after-midnight")
+    record(site, local(9, 10), 2, "/early")
+    day = int(local(9).timestamp())
+    since, until = local(9), local(10) - dt.timedelta(microseconds=1)
+    during = local(10, 0, 20)
+    assert visits.sums(site, since, until, "entry_page", during) == {
+        "/late": [1, 0, 2, 20 * 60 * 1_000_000],
+        "/early": [1, 1, 1, 0],
+    }
+    assert not SketchMark.objects.filter(kind=visits.VISITS, period=day).exists()
+
+    record(site, local(10, 0, 25), 1, "/last")  # the visit grows after that answer
+    ended = local(10, 1, 30)
+    found = visits.sums(site, since, until, "exit_page", ended)
+    assert found == {"/last": [1, 0, 3, 35 * 60 * 1_000_000], "/early": [1, 1, 1, 0]}
+    assert SketchMark.objects.filter(kind=visits.VISITS, period=day).exists()
+    assert VisitTally.objects.filter(period=day, dim="x").count() == 2
+    Session.objects.all().delete()  # now read from the sealed tallies alone
+    assert visits.sums(site, since, until, "exit_page", ended) == found
+
+
+def test_visits_by_entry_page_over_30_days_come_from_aggregates(site, monkeypatch):
+    monkeypatch.setattr("django.utils.timezone.now", lambda: NOW)
+    for day in (1, 5, 9, 10):
+        for who in range(1, 4):
+            record(site, local(day, 8, who), who, f"/in{who % 2}")
+            record(site, local(day, 8, who + 5), who, "/next")
+    body = {"metrics": ["visits", "bounce_rate", "visit_duration"], "dimensions": ["entry_page"]}
+    asked = query.parse({"site_id": site.website_id, "date_range": "30d", **body}, site, NOW)
+    assert query.run(asked)["meta"]["source"] == "aggregates"
+    assert sorted(map(str, query._from_aggregates(asked))) == sorted(
+        map(str, query._from_events(asked))
+    )
+    assert SketchMark.objects.filter(kind=visits.VISITS).count() == 29  # every day but today

@@ -349,8 +349,36 @@ class Sketch(models.Model):
         return f"sketch {self.dim}={self.value} of period {self.kind}/{self.period}"
 
 
+class VisitTally(models.Model):
+    """Per website, local day and session dimension value (entry or exit page, source,
+    place, device...): the visits that began that day, once all of them have ended
+    (zenovay.visits), with their bounces, pageviews and total duration."""
+
+    website = models.ForeignKey(
+        Website, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    period = models.BigIntegerField(help_text="The local day's start, epoch seconds.")
+    dim = models.CharField(max_length=1)
+    value = models.CharField(max_length=1024)
+    visits = models.BigIntegerField(default=0)
+    bounces = models.BigIntegerField(default=0)
+    pageviews = models.BigIntegerField(default=0)
+    duration_us = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["website", "period", "dim", "value"], name="visit_tally_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"visits {self.dim}={self.value} of day {self.period}"
+
+
 class SketchMark(models.Model):
-    """How far a period's sketches go: every event before `until_us` is in them."""
+    """How far a period's sealed figures go: every event (for visit tallies, every visit
+    that began) before `until_us` is in them."""
 
     website = models.ForeignKey(
         Website, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False

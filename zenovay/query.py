@@ -54,7 +54,7 @@ from django.db.models import (
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
-from zenovay import aggregates, metrics, sketches
+from zenovay import aggregates, metrics, sketches, visits
 from zenovay.aggregates import quarter_of
 from zenovay.models import Event, PeriodTally, Session, Tally, Website
 
@@ -675,9 +675,53 @@ def _series_from_tallies(query: Query) -> list[Row] | None:
 _PERIOD_DIMS = {**aggregates.DIMENSIONS, "event:name": "e"}
 
 
+COUNTED = {"visitors", "pageviews", "events"}
+
+
 def _breakdown_from_periods(query: Query) -> list[Row] | None:
+    """A breakdown of events' figures (from period tallies or sketches), of visits' (from
+    visit tallies), or of both, merged by value."""
+    counted = tuple(m for m in query.metrics if m in COUNTED)
+    visited = tuple(m for m in query.metrics if m not in COUNTED)
+    parts = []
+    for chosen, answer in ((counted, _counted_breakdown), (visited, _visits_breakdown)):
+        if chosen:
+            rows = answer(replace(query, metrics=chosen))
+            if rows is None:
+                return None
+            parts.append((chosen, rows))
+    merged: dict[str, list] = defaultdict(lambda: _zeros(query))
+    for chosen, rows in parts:
+        for row in rows:
+            figures = merged[row["dimensions"][0]]
+            for name, value in zip(chosen, row["metrics"], strict=True):
+                figures[query.metrics.index(name)] = value
+    return [{"dimensions": [value], "metrics": figures} for value, figures in merged.items()]
+
+
+def _visits_breakdown(query: Query) -> list[Row] | None:
+    """Visits begun in the range's whole days, by a visit's dimension (`zenovay.visits`)."""
     name = query.dimensions[0]
-    if name not in sketches.DIMS or not set(query.metrics) <= {"visitors", "pageviews", "events"}:
+    if name not in visits.DIMS or "returning_rate" in query.metrics:
+        return None
+    found = visits.sums(query.website, query.since, query.until, name, timezone.now())
+    if found is None:
+        return None
+    rows = []
+    for value, (count, bounces, pages, duration_us) in found.items():
+        figures = {
+            "visits": count,
+            "views_per_visit": round(pages / count, 2) if count else 0.0,
+            "bounce_rate": round(bounces / count, 2) if count else 0.0,
+            "visit_duration": round(duration_us / count / 1_000_000) if count else 0,
+        }
+        rows.append({"dimensions": [value], "metrics": [figures[m] for m in query.metrics]})
+    return rows
+
+
+def _counted_breakdown(query: Query) -> list[Row] | None:
+    name = query.dimensions[0]
+    if name not in sketches.DIMS:
         return None
     if name == "event:name" and "pageviews" in query.metrics:
         return None

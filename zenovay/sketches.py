@@ -163,8 +163,11 @@ def figures(
     return parts.figures()
 
 
-def _plan(website: Website, since: dt.datetime, until: dt.datetime, now: dt.datetime):
-    """The range as finished months and days; None unless it is whole local days."""
+def whole_days(
+    website: Website, since: dt.datetime, until: dt.datetime, now: dt.datetime
+) -> list[dt.date] | None:
+    """The local days of [since, until]; None unless it is whole local days, the last one
+    possibly today so far."""
     zone = website.zone
     if since.astimezone(zone).time() != dt.time() or until < since:
         return None
@@ -176,22 +179,33 @@ def _plan(website: Website, since: dt.datetime, until: dt.datetime, now: dt.date
         last = until.astimezone(zone).date()
     else:
         return None
-    sealed_until = now - LAG
-    months, days = [], []
-    day = first
-    while day <= last:
+    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def _plan(website: Website, since: dt.datetime, until: dt.datetime, now: dt.datetime):
+    """The range as finished months and days; None unless it is whole local days."""
+    days = whole_days(website, since, until, now)
+    if days is None:
+        return None
+    zone, sealed_until = website.zone, now - LAG
+    months, rest = [], []
+    for day in days:
+        if months and day < _next_month(_local(months[-1], zone)):
+            continue  # inside a month taken whole
         after_month = _next_month(day)
-        whole = day.day == 1 and after_month - dt.timedelta(days=1) <= last
-        if whole and _midnight(after_month, zone) <= sealed_until:
-            months.append(int(_midnight(day, zone).timestamp()))
-            day = after_month
-            continue
-        days.append(int(_midnight(day, zone).timestamp()))
-        day += dt.timedelta(days=1)
-    return _Plan(months, days, None, until)
+        whole = day.day == 1 and after_month - dt.timedelta(days=1) <= days[-1]
+        if whole and midnight(after_month, zone) <= sealed_until:
+            months.append(int(midnight(day, zone).timestamp()))
+        else:
+            rest.append(int(midnight(day, zone).timestamp()))
+    return _Plan(months, rest, None, until)
 
 
-def _midnight(day: dt.date, zone) -> dt.datetime:
+def _local(period: int, zone) -> dt.date:
+    return dt.datetime.fromtimestamp(period, dt.UTC).astimezone(zone).date()
+
+
+def midnight(day: dt.date, zone) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=zone)
 
 
@@ -225,12 +239,12 @@ def _bring_forward(website: Website, plan: _Plan, now: dt.datetime) -> None:
     for month in plan.months:
         if month not in month_marks:
             for day in _days_of([month], zone):
-                if marks.get(day, -1) < aggregates.micros(_day_end(day, zone)):
+                if marks.get(day, -1) < aggregates.micros(day_end(day, zone)):
                     _seal_day(website, day, target)
             _seal_month(website, month)
     plan.open_from = None
     for day in plan.days:
-        end = _day_end(day, zone)
+        end = day_end(day, zone)
         mark = marks.get(day, -1)
         if end <= target:
             if mark < aggregates.micros(end):
@@ -244,9 +258,8 @@ def _bring_forward(website: Website, plan: _Plan, now: dt.datetime) -> None:
             plan.open_from = aggregates.EPOCH + dt.timedelta(microseconds=mark)
 
 
-def _day_end(period: int, zone) -> dt.datetime:
-    day = dt.datetime.fromtimestamp(period, dt.UTC).astimezone(zone).date()
-    return _midnight(day + dt.timedelta(days=1), zone)
+def day_end(period: int, zone) -> dt.datetime:
+    return midnight(_local(period, zone) + dt.timedelta(days=1), zone)
 
 
 def _days_of(months: list[int], zone) -> list[int]:
@@ -255,7 +268,7 @@ def _days_of(months: list[int], zone) -> list[int]:
         day = dt.datetime.fromtimestamp(month, dt.UTC).astimezone(zone).date()
         end = _next_month(day)
         while day < end:
-            days.append(int(_midnight(day, zone).timestamp()))
+            days.append(int(midnight(day, zone).timestamp()))
             day += dt.timedelta(days=1)
     return days
 
@@ -263,9 +276,9 @@ def _days_of(months: list[int], zone) -> list[int]:
 def _seal_day(website: Website, period: int, target: dt.datetime) -> int:
     """Bring one day's sketches forward to min(its end, target); the new mark."""
     start = dt.datetime.fromtimestamp(period, dt.UTC)
-    goal = aggregates.micros(min(_day_end(period, website.zone), target))
+    goal = aggregates.micros(min(day_end(period, website.zone), target))
     with transaction.atomic():
-        _lock(website.pk)
+        lock(website.pk)
         mark = (
             SketchMark.objects.filter(website=website, kind=DAY, period=period)
             .values_list("until_us", flat=True)
@@ -295,7 +308,7 @@ def _seal_month(website: Website, month: int) -> None:
     zone = website.zone
     days = _days_of([month], zone)
     with transaction.atomic():
-        _lock(website.pk)
+        lock(website.pk)
         if SketchMark.objects.filter(website=website, kind=MONTH, period=month).exists():
             return
         parts = _Parts()
@@ -306,7 +319,7 @@ def _seal_month(website: Website, month: int) -> None:
             parts.add_stored((dim, value), count, registers)
         _save(parts.rows(website.pk, MONTH, month))
         end = dt.datetime.fromtimestamp(month, dt.UTC).astimezone(zone).date()
-        until = aggregates.micros(_midnight(_next_month(end), zone))
+        until = aggregates.micros(midnight(_next_month(end), zone))
         SketchMark.objects.create(website=website, kind=MONTH, period=month, until_us=until)
 
 
@@ -320,7 +333,7 @@ def _save(rows: list[Sketch]) -> None:
     )
 
 
-def _lock(website_pk: int) -> None:
+def lock(website_pk: int) -> None:
     """One sealer per website at a time (SQLite's single writer is one already)."""
     if connection.vendor != "postgresql":
         return
@@ -337,7 +350,7 @@ def seal(website: Website, before: dt.datetime, days: int = 62) -> int:
     target = timezone.now() - LAG
     last = before.astimezone(zone).date()
     periods = [
-        int(_midnight(last - dt.timedelta(days=n), zone).timestamp()) for n in range(days, -1, -1)
+        int(midnight(last - dt.timedelta(days=n), zone).timestamp()) for n in range(days, -1, -1)
     ]
     marks = dict(
         SketchMark.objects.filter(website=website, kind=DAY, period__in=periods).values_list(
@@ -346,7 +359,7 @@ def seal(website: Website, before: dt.datetime, days: int = 62) -> int:
     )
     done = 0
     for period in periods:
-        goal = aggregates.micros(min(_day_end(period, zone), target))
+        goal = aggregates.micros(min(day_end(period, zone), target))
         if marks.get(period, -1) < goal and period < aggregates.micros(target) // 1_000_000:
             _seal_day(website, period, target)
             done += 1
