@@ -9,9 +9,9 @@ with its aggregates straight into the tables, `now` = 28 March 2026 15:07:30 UTC
 month's visitor sketches and visit tallies built from its raw events (timed: a one-time
 cost, paid day by day in production); then in-process `query.run` of each query below,
 `--rounds` times in turn: p95 and median per query, and the largest/smallest ratio. Then
-the month's export (`exports.response`, a zip of CSV files). Goals at 10^7: unfiltered queries from aggregates <= 100 ms p95, a
-12-month daily series <= 100 ms, filtered 30-day queries <= 1.5 s p95, export of a month
-<= 5 s. Results go to var/bench-query.json.
+the month's export (`exports.response`, a zip of CSV files). Goals at 10^7: unfiltered
+queries from aggregates <= 100 ms p95, a 12-month daily series <= 100 ms, filtered 30-day
+queries <= 1.5 s p95, export of a month <= 5 s. Results go to var/bench-query.json.
 """
 
 from __future__ import annotations
