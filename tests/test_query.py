@@ -182,7 +182,7 @@ def test_events_and_their_properties(traffic):
         {"dimensions": ["free"], "metrics": [1]},
         {"dimensions": ["pro"], "metrics": [1]},
     ]
-    assert plans["meta"]["source"] == "events"
+    assert plans["meta"]["source"] == "days"  # a filter: today read live, other days kept
 
 
 def test_filters_combine_with_and(traffic):

@@ -15,7 +15,7 @@ from collections import defaultdict
 import pytest
 
 from tests.conftest import DESKTOP_UA
-from zenovay import ingest, query, retention, sketches, visits
+from zenovay import filtered, ingest, query, retention, sketches, visits
 from zenovay.models import Event, Session, Sketch, SketchMark, VisitTally, Website
 
 pytestmark = pytest.mark.django_db
@@ -193,3 +193,32 @@ def test_visits_by_entry_page_over_30_days_come_from_aggregates(site, monkeypatc
         map(str, query._from_events(asked))
     )
     assert SketchMark.objects.filter(kind=visits.VISITS).count() == 29  # every day but today
+
+
+# --- A filter's figures kept per finished day (zenovay.filtered)
+
+
+def test_a_filters_finished_days_are_read_once_and_today_live(site, monkeypatch):
+    monkeypatch.setattr("django.utils.timezone.now", lambda: NOW)
+    for day in (8, 9, 10):
+        for who in range(1, 5):
+            record(site, local(day, 9, who), who, "/blog/a" if who % 2 else "/shop")
+    body = {
+        "site_id": site.website_id,
+        "metrics": ["visitors", "pageviews"],
+        "date_range": "7d",
+        "dimensions": ["time:day"],
+        "filters": [["contains", "page", ["/blog"]]],
+    }
+    first = query.run(query.parse(body, site, NOW))
+    assert first["meta"]["source"] == "days"
+    assert [row["metrics"] for row in first["results"]][-3:] == [[2, 2]] * 3
+    assert first["totals"] == [2, 6]  # the same two visitors all week
+    assert SketchMark.objects.filter(kind=filtered.KIND).count() == 6  # every day but today
+
+    # The finished days are not read again: their events could be gone, the answer stays.
+    Event.objects.filter(ts__lt=local(10)).delete()
+    record(site, NOW, 9, "/blog/b")  # today, read live
+    again = query.run(query.parse(body, site, NOW))
+    assert [row["metrics"] for row in again["results"]][-3:] == [[2, 2], [2, 2], [3, 3]]
+    assert again["totals"] == [3, 7]

@@ -333,6 +333,9 @@ class Sketch(models.Model):
     )
     kind = models.PositiveSmallIntegerField()
     period = models.BigIntegerField(help_text="The period's local start, epoch seconds.")
+    scope = models.CharField(
+        max_length=32, blank=True, help_text="A filtered query's digest; empty: no filter."
+    )
     dim = models.CharField(max_length=1, blank=True)
     value = models.CharField(max_length=1024, blank=True)
     count = models.BigIntegerField(default=0)
@@ -341,7 +344,7 @@ class Sketch(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["website", "kind", "period", "dim", "value"], name="sketch_key"
+                fields=["website", "kind", "period", "scope", "dim", "value"], name="sketch_key"
             )
         ]
 
@@ -385,11 +388,14 @@ class SketchMark(models.Model):
     )
     kind = models.PositiveSmallIntegerField()
     period = models.BigIntegerField()
+    scope = models.CharField(max_length=32, blank=True)
     until_us = models.BigIntegerField()
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["website", "kind", "period"], name="sketch_mark_key")
+            models.UniqueConstraint(
+                fields=["website", "kind", "period", "scope"], name="sketch_mark_key"
+            )
         ]
 
     def __str__(self) -> str:

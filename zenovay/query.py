@@ -54,7 +54,7 @@ from django.db.models import (
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
-from zenovay import aggregates, metrics, sketches, visits
+from zenovay import aggregates, filtered, metrics, sketches, visits
 from zenovay.aggregates import quarter_of
 from zenovay.models import Event, PeriodTally, Session, Tally, Website
 
@@ -532,6 +532,10 @@ def _rows(query: Query) -> tuple[list[Row], str]:
         found = _from_aggregates(query)
         if found is not None:
             return found, "aggregates"
+    else:
+        found = filtered.rows(query, timezone.now(), COLUMNS)
+        if found is not None:
+            return found, "days"
     return _from_events(query), "events"
 
 

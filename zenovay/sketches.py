@@ -73,7 +73,7 @@ _PAGEVIEW_DIMS = tuple(enumerate("prumncdbo", start=2))  # column index, dimensi
 Key = tuple[str, str]  # (dimension, value); ("", "") is the whole website
 
 
-class _Parts:
+class Parts:
     """Counts and visitor unions per key, fed with events and with stored sketches."""
 
     def __init__(self, dim: str | None = None) -> None:
@@ -88,10 +88,11 @@ class _Parts:
             self.counts[key] = 0
         return union
 
-    def add(self, key: Key, visitor: int) -> None:
+    def add(self, key: Key, visitor: int, count: int = 1) -> None:
+        """`count` events of `visitor` with this key."""
         if self.dim is None or key[0] == self.dim:
             self._part(key).update(visitor)
-            self.counts[key] += 1
+            self.counts[key] += count
 
     def add_events(self, rows: Iterable[Sequence]) -> None:
         for row in rows:
@@ -104,6 +105,10 @@ class _Parts:
             elif row[0] == Event.CUSTOM and row[11]:
                 self.add(("e", row[11]), visitor)
 
+    def add_union(self, key: Key, count: int, union: datasketches.hll_union) -> None:
+        self._part(key).update(union.get_result(datasketches.tgt_hll_type.HLL_8))
+        self.counts[key] += count
+
     def add_stored(self, key: Key, count: int, registers: bytes) -> None:
         self._part(key).update(datasketches.hll_sketch.deserialize(bytes(registers)))
         self.counts[key] += count
@@ -115,12 +120,13 @@ class _Parts:
             for key, union in self.unions.items()
         }
 
-    def rows(self, website_pk: int, kind: int, period: int) -> list[Sketch]:
+    def rows(self, website_pk: int, kind: int, period: int, scope: str = "") -> list[Sketch]:
         return [
             Sketch(
                 website_id=website_pk,
                 kind=kind,
                 period=period,
+                scope=scope,
                 dim=dim,
                 value=value,
                 count=self.counts[(dim, value)],
@@ -151,7 +157,7 @@ def figures(
     if plan is None:
         return None
     _bring_forward(website, plan, now)
-    parts = _Parts("" if dim is None else dim)
+    parts = Parts("" if dim is None else dim)
     stored = Sketch.objects.filter(website=website, dim="" if dim is None else dim)
     for kind, periods in ((MONTH, plan.months), (DAY, plan.days)):
         if periods:
@@ -287,7 +293,7 @@ def _seal_day(website: Website, period: int, target: dt.datetime) -> int:
         since = aggregates.micros(start) if mark is None else mark
         if since >= goal:
             return since
-        parts = _Parts()
+        parts = Parts()
         if mark is not None:
             stored = Sketch.objects.filter(website=website, kind=DAY, period=period)
             for dim, value, count, registers in stored.values_list(
@@ -297,7 +303,7 @@ def _seal_day(website: Website, period: int, target: dt.datetime) -> int:
         moment = aggregates.EPOCH + dt.timedelta(microseconds=since)
         last = aggregates.EPOCH + dt.timedelta(microseconds=goal - 1)
         parts.add_events(_events(website, moment, last))
-        _save(parts.rows(website.pk, DAY, period))
+        save(parts.rows(website.pk, DAY, period))
         SketchMark.objects.update_or_create(
             website=website, kind=DAY, period=period, defaults={"until_us": goal}
         )
@@ -311,24 +317,24 @@ def _seal_month(website: Website, month: int) -> None:
         lock(website.pk)
         if SketchMark.objects.filter(website=website, kind=MONTH, period=month).exists():
             return
-        parts = _Parts()
+        parts = Parts()
         stored = Sketch.objects.filter(website=website, kind=DAY, period__in=days)
         for dim, value, count, registers in stored.values_list(
             "dim", "value", "count", "registers"
         ).iterator(chunk_size=500):
             parts.add_stored((dim, value), count, registers)
-        _save(parts.rows(website.pk, MONTH, month))
+        save(parts.rows(website.pk, MONTH, month))
         end = dt.datetime.fromtimestamp(month, dt.UTC).astimezone(zone).date()
         until = aggregates.micros(midnight(_next_month(end), zone))
         SketchMark.objects.create(website=website, kind=MONTH, period=month, until_us=until)
 
 
-def _save(rows: list[Sketch]) -> None:
+def save(rows: list[Sketch]) -> None:
     Sketch.objects.bulk_create(
         rows,
         batch_size=500,
         update_conflicts=True,
-        unique_fields=["website", "kind", "period", "dim", "value"],
+        unique_fields=["website", "kind", "period", "scope", "dim", "value"],
         update_fields=["count", "registers"],
     )
 

@@ -157,7 +157,11 @@ QUERY_RESPONSE = {
             "type": "object",
             "required": ["source", "time_zone", "date_range", "rows"],
             "properties": {
-                "source": {"enum": ["aggregates", "events"]},
+                "source": {
+                    "enum": ["aggregates", "days", "events"],
+                    "description": "aggregates: kept figures; days: a filter's figures kept"
+                    " per finished day, plus today's events; events: the range's raw events.",
+                },
                 "time_zone": {"type": "string"},
                 "date_range": {"type": "array", "items": {"type": "string"}},
                 "comparison_range": {"type": "array", "items": {"type": "string"}},
