@@ -222,3 +222,16 @@ def test_a_filters_finished_days_are_read_once_and_today_live(site, monkeypatch)
     again = query.run(query.parse(body, site, NOW))
     assert [row["metrics"] for row in again["results"]][-3:] == [[2, 2], [2, 2], [3, 3]]
     assert again["totals"] == [3, 7]
+
+
+def test_a_filters_kept_days_are_pruned_with_first_seen_rows(site):
+    real_now = dt.datetime.now(dt.UTC)
+    for age in (70, 10):
+        period = int((real_now - dt.timedelta(days=age)).timestamp())
+        SketchMark.objects.create(website=site, kind=filtered.KIND, period=period, until_us=0)
+        Sketch.objects.create(
+            website=site, kind=filtered.KIND, period=period, scope="x", registers=b""
+        )
+    retention.prune(before=real_now - dt.timedelta(days=400), now=real_now)
+    assert SketchMark.objects.filter(kind=filtered.KIND).count() == 1
+    assert Sketch.objects.filter(kind=filtered.KIND).count() == 1

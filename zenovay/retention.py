@@ -9,7 +9,8 @@ so nothing older than two months can change a figure the API reports.
 
 First-seen rows only decide whether a visitor is new to a period that may still receive
 events, or cut yesterday at the current time of day: once their period began two months
-ago their counts are final in the quarter rows, and they go whatever the retention.
+ago their counts are final in the quarter rows, and they go whatever the retention. So do
+the figures kept for filtered queries (zenovay.filtered): a cache of raw events.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from zenovay import aggregates, sketches
+from zenovay import aggregates, filtered, sketches
 from zenovay.aggregates import quarter_of
 from zenovay.models import (
     Event,
@@ -75,6 +76,8 @@ def prune(
     for website_pk, kind in _first_seen_kinds():  # each a range of the unique index
         rows = FirstSeen.objects.filter(website_id=website_pk, kind=kind)
         _in_batches(rows.filter(period__lt=int(before.timestamp())))
+    for model in (Sketch, SketchMark):  # filters' kept days go with first-seen rows
+        _in_batches(model.objects.filter(kind=filtered.KIND, period__lt=int(before.timestamp())))
     return events, sessions
 
 
