@@ -280,29 +280,31 @@ def _days_of(months: list[int], zone) -> list[int]:
 
 
 def _seal_day(website: Website, period: int, target: dt.datetime) -> int:
-    """Bring one day's sketches forward to min(its end, target); the new mark."""
+    """Bring one day's sketches forward to min(its end, target); the new mark.
+
+    The events are read before the write transaction, which only checks that nobody
+    moved the mark meanwhile: SQLite's one writer (ingest) never waits for the reading."""
     start = dt.datetime.fromtimestamp(period, dt.UTC)
     goal = aggregates.micros(min(day_end(period, website.zone), target))
+    mark = _mark(website, DAY, period)
+    since = aggregates.micros(start) if mark is None else mark
+    if since >= goal:
+        return since
+    parts = Parts()
+    if mark is not None:
+        stored = Sketch.objects.filter(website=website, kind=DAY, period=period)
+        for dim, value, count, registers in stored.values_list(
+            "dim", "value", "count", "registers"
+        ):
+            parts.add_stored((dim, value), count, registers)
+    moment = aggregates.EPOCH + dt.timedelta(microseconds=since)
+    last = aggregates.EPOCH + dt.timedelta(microseconds=goal - 1)
+    parts.add_events(_events(website, moment, last))
     with transaction.atomic():
         lock(website.pk)
-        mark = (
-            SketchMark.objects.filter(website=website, kind=DAY, period=period)
-            .values_list("until_us", flat=True)
-            .first()
-        )
-        since = aggregates.micros(start) if mark is None else mark
-        if since >= goal:
-            return since
-        parts = Parts()
-        if mark is not None:
-            stored = Sketch.objects.filter(website=website, kind=DAY, period=period)
-            for dim, value, count, registers in stored.values_list(
-                "dim", "value", "count", "registers"
-            ):
-                parts.add_stored((dim, value), count, registers)
-        moment = aggregates.EPOCH + dt.timedelta(microseconds=since)
-        last = aggregates.EPOCH + dt.timedelta(microseconds=goal - 1)
-        parts.add_events(_events(website, moment, last))
+        moved = _mark(website, DAY, period)
+        if moved != mark:  # another process sealed it meanwhile: its rows stand
+            return moved or since
         save(parts.rows(website.pk, DAY, period))
         SketchMark.objects.update_or_create(
             website=website, kind=DAY, period=period, defaults={"until_us": goal}
@@ -310,23 +312,26 @@ def _seal_day(website: Website, period: int, target: dt.datetime) -> int:
     return goal
 
 
+def _mark(website: Website, kind: int, period: int) -> int | None:
+    marks = SketchMark.objects.filter(website=website, kind=kind, period=period, scope="")
+    return marks.values_list("until_us", flat=True).first()
+
+
 def _seal_month(website: Website, month: int) -> None:
     zone = website.zone
-    days = _days_of([month], zone)
+    parts = Parts()
+    stored = Sketch.objects.filter(website=website, kind=DAY, period__in=_days_of([month], zone))
+    for dim, value, count, registers in stored.values_list(
+        "dim", "value", "count", "registers"
+    ).iterator(chunk_size=500):
+        parts.add_stored((dim, value), count, registers)
+    end = dt.datetime.fromtimestamp(month, dt.UTC).astimezone(zone).date()
+    until = aggregates.micros(midnight(_next_month(end), zone))
     with transaction.atomic():
         lock(website.pk)
-        if SketchMark.objects.filter(website=website, kind=MONTH, period=month).exists():
-            return
-        parts = Parts()
-        stored = Sketch.objects.filter(website=website, kind=DAY, period__in=days)
-        for dim, value, count, registers in stored.values_list(
-            "dim", "value", "count", "registers"
-        ).iterator(chunk_size=500):
-            parts.add_stored((dim, value), count, registers)
-        save(parts.rows(website.pk, MONTH, month))
-        end = dt.datetime.fromtimestamp(month, dt.UTC).astimezone(zone).date()
-        until = aggregates.micros(midnight(_next_month(end), zone))
-        SketchMark.objects.create(website=website, kind=MONTH, period=month, until_us=until)
+        if _mark(website, MONTH, month) is None:
+            save(parts.rows(website.pk, MONTH, month))
+            SketchMark.objects.create(website=website, kind=MONTH, period=month, until_us=until)
 
 
 def save(rows: list[Sketch]) -> None:

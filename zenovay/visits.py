@@ -94,28 +94,30 @@ def _sealable(website: Website, period: int, now: dt.datetime) -> bool:
 
 
 def _seal(website: Website, period: int) -> None:
+    """Tally the day's visits (read before the write transaction, so SQLite's one writer,
+    ingest, never waits for the reading), unless another process did meanwhile."""
     start = dt.datetime.fromtimestamp(period, dt.UTC)
     end = sketches.day_end(period, website.zone) - dt.timedelta(microseconds=1)
+    rows = [
+        VisitTally(
+            website=website,
+            period=period,
+            dim=letter,
+            value=value,
+            visits=visits,
+            bounces=bounces,
+            pageviews=pageviews,
+            duration_us=duration,
+        )
+        for letter, column in DIMS.values()
+        for value, (visits, bounces, pageviews, duration) in _grouped(
+            website, start, end, column
+        ).items()
+    ]
     with transaction.atomic():
         sketches.lock(website.pk)
         if SketchMark.objects.filter(website=website, kind=VISITS, period=period).exists():
             return
-        rows = [
-            VisitTally(
-                website=website,
-                period=period,
-                dim=letter,
-                value=value,
-                visits=visits,
-                bounces=bounces,
-                pageviews=pageviews,
-                duration_us=duration,
-            )
-            for letter, column in DIMS.values()
-            for value, (visits, bounces, pageviews, duration) in _grouped(
-                website, start, end, column
-            ).items()
-        ]
         VisitTally.objects.bulk_create(rows, batch_size=500)
         SketchMark.objects.create(
             website=website,
