@@ -157,24 +157,29 @@ def test_a_large_crowd_is_estimated_within_one_percent(site):
 # --- Visits by a visit's dimension (zenovay.visits)
 
 
-def test_a_day_is_sealed_for_visits_only_once_its_visits_have_ended(site):
+def test_a_days_visits_are_tallied_as_they_end(site):
     record(site, local(9, 23, 50), 1, "/late")  # a visit that goes on past midnight
     record(site, local(10, 0, 10), 1, "/after-midnight")
     record(site, local(9, 10), 2, "/early")
+    record(site, local(9, 23, 55), 3, "/early")  # tallied in the second step, beside visitor 2
     day = int(local(9).timestamp())
     since, until = local(9), local(10) - dt.timedelta(microseconds=1)
     during = local(10, 0, 20)
     assert visits.sums(site, since, until, "entry_page", during) == {
         "/late": [1, 0, 2, 20 * 60 * 1_000_000],
-        "/early": [1, 1, 1, 0],
+        "/early": [2, 2, 2, 0],
     }
-    assert not SketchMark.objects.filter(kind=visits.VISITS, period=day).exists()
+    # Tallied up to the first visit that may still go on (23:50): 30 minutes and the lag
+    # before the clock at most; the rest is read from the visits as they are.
+    mark = SketchMark.objects.get(kind=visits.VISITS, period=day).until_us
+    assert mark == int(local(9, 23, 48).timestamp() * 1_000_000)
 
     record(site, local(10, 0, 25), 1, "/last")  # the visit grows after that answer
     ended = local(10, 1, 30)
     found = visits.sums(site, since, until, "exit_page", ended)
-    assert found == {"/last": [1, 0, 3, 35 * 60 * 1_000_000], "/early": [1, 1, 1, 0]}
-    assert SketchMark.objects.filter(kind=visits.VISITS, period=day).exists()
+    assert found == {"/last": [1, 0, 3, 35 * 60 * 1_000_000], "/early": [2, 2, 2, 0]}
+    mark = SketchMark.objects.get(kind=visits.VISITS, period=day).until_us
+    assert mark == int(local(10).timestamp() * 1_000_000)  # the whole day, for good
     assert VisitTally.objects.filter(period=day, dim="x").count() == 2
     Session.objects.all().delete()  # now read from the sealed tallies alone
     assert visits.sums(site, since, until, "exit_page", ended) == found
@@ -192,7 +197,9 @@ def test_visits_by_entry_page_over_30_days_come_from_aggregates(site, monkeypatc
     assert sorted(map(str, query._from_aggregates(asked))) == sorted(
         map(str, query._from_events(asked))
     )
-    assert SketchMark.objects.filter(kind=visits.VISITS).count() == 29  # every day but today
+    marks = dict(SketchMark.objects.filter(kind=visits.VISITS).values_list("period", "until_us"))
+    assert len(marks) == 30  # every day of the range, today as far as its visits have ended
+    assert marks[int(local(10).timestamp())] < NOW.timestamp() * 1_000_000
 
 
 # --- A filter's figures kept per finished day (zenovay.filtered)

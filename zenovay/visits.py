@@ -1,13 +1,13 @@
 """Visits by entry or exit page, source, place or device over any run of whole local days,
-from tallies sealed once a day's visits have all ended.
+from tallies of the visits that have ended.
 
 A visit belongs to the day it began, and its bounce, pageviews and duration change until it
-ends (30 minutes without an event). Once every visit a day began has ended, the day's
-figures are final: `_seal` groups that day's sessions by each dimension once
-(`VisitTally`; `SketchMark` of kind `VISITS` says the day is done). A range of whole days
-reads those rows, plus the raw sessions of the days not sealed yet (today, yesterday, and
-a day one of whose visits is still going on): a day or two of sessions, whatever the
-range's length. Exact: the same sums the raw sessions give.
+ends (30 minutes without an event). So a day's visits are tallied (`VisitTally`, per
+dimension value) as they end: `SketchMark` of kind `VISITS` holds how far, the start of the
+first visit that may still go on (or the day's end, for good). Bringing a day forward reads
+only the visits begun since its mark. A range of whole days reads those rows, plus the raw
+visits begun after each day's mark: the last half hour or so, whatever the range's length.
+Exact: the same sums the raw sessions give.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import datetime as dt
 from collections import defaultdict
 
 from django.db import transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Min, Q, Sum
 
 from zenovay import aggregates, metrics, sketches
 from zenovay.ingest import SESSION_GAP
@@ -49,28 +49,35 @@ def sums(
         return None
     zone = website.zone
     periods = [int(sketches.midnight(day, zone).timestamp()) for day in days]
-    sealed = set(
+    marks = dict(
         SketchMark.objects.filter(website=website, kind=VISITS, period__in=periods).values_list(
-            "period", flat=True
+            "period", "until_us"
         )
     )
+    settled = now - SESSION_GAP - sketches.LAG  # a visit quiet since then has ended
     for period in periods:
-        if period not in sealed and _sealable(website, period, now):
-            _seal(website, period)
-            sealed.add(period)
+        mark = marks.get(period)
+        done = mark is not None and mark >= aggregates.micros(sketches.day_end(period, zone))
+        fresh = mark is not None and mark >= aggregates.micros(settled - sketches.STALE)
+        if not done and not fresh:
+            marks[period] = _bring_forward(website, period, mark, settled)
     letter, column = DIMS[dimension]
     found: dict[str, Sums] = defaultdict(lambda: [0, 0, 0, 0])
-    rows = VisitTally.objects.filter(website=website, period__in=sealed, dim=letter)
+    rows = VisitTally.objects.filter(website=website, period__in=periods, dim=letter)
     columns = ("value", "visits", "bounces", "pageviews", "duration_us")
     for value, *figures in rows.values_list(*columns):
         _add(found[value], figures)
-    for period in periods:
-        if period not in sealed:
-            end = min(sketches.day_end(period, zone) - dt.timedelta(microseconds=1), until)
-            start = dt.datetime.fromtimestamp(period, dt.UTC)
+    for period in periods:  # the visits begun after the day's mark: read as they are
+        start = _moment(marks[period]) if marks.get(period) else _moment(period * 1_000_000)
+        end = min(sketches.day_end(period, zone), until + dt.timedelta(microseconds=1))
+        if start < end:
             for value, figures in _grouped(website, start, end, column).items():
                 _add(found[value], figures)
     return dict(found)
+
+
+def _moment(micros: int) -> dt.datetime:
+    return aggregates.EPOCH + dt.timedelta(microseconds=micros)
 
 
 def _add(total: Sums, figures) -> None:
@@ -78,61 +85,73 @@ def _add(total: Sums, figures) -> None:
         total[i] += number
 
 
-def _sealable(website: Website, period: int, now: dt.datetime) -> bool:
-    """Every visit the day began has ended (and no late one can begin in it)."""
-    settled = now - SESSION_GAP - sketches.LAG
-    if sketches.day_end(period, website.zone) > settled:
-        return False
-    start = dt.datetime.fromtimestamp(period, dt.UTC)
+def _bring_forward(website: Website, period: int, mark: int | None, settled: dt.datetime):
+    """Tally the day's visits begun from its mark up to the first one that may still go on
+    (or the day's end); the new mark. The visits are read before the write transaction,
+    which only checks that nobody moved the mark meanwhile, so SQLite's one writer
+    (ingest) never waits for the reading."""
+    since = _moment(mark) if mark else dt.datetime.fromtimestamp(period, dt.UTC)
+    end = sketches.day_end(period, website.zone)
     going_on = Session.objects.filter(
-        website=website,
-        started_at__gte=start,
-        started_at__lt=sketches.day_end(period, website.zone),
-        last_event_at__gte=settled,
-    )
-    return not going_on.exists()
-
-
-def _seal(website: Website, period: int) -> None:
-    """Tally the day's visits (read before the write transaction, so SQLite's one writer,
-    ingest, never waits for the reading), unless another process did meanwhile."""
-    start = dt.datetime.fromtimestamp(period, dt.UTC)
-    end = sketches.day_end(period, website.zone) - dt.timedelta(microseconds=1)
-    rows = [
-        VisitTally(
-            website=website,
-            period=period,
-            dim=letter,
-            value=value,
-            visits=visits,
-            bounces=bounces,
-            pageviews=pageviews,
-            duration_us=duration,
-        )
+        website=website, started_at__gte=since, started_at__lt=end, last_event_at__gte=settled
+    ).aggregate(first=Min("started_at"))["first"]
+    upto = min(settled, end, going_on or end)
+    if upto <= since:
+        return mark
+    added = {
+        (letter, value): figures
         for letter, column in DIMS.values()
-        for value, (visits, bounces, pageviews, duration) in _grouped(
-            website, start, end, column
-        ).items()
-    ]
+        for value, figures in _grouped(website, since, upto, column).items()
+    }
     with transaction.atomic():
         sketches.lock(website.pk)
-        if SketchMark.objects.filter(website=website, kind=VISITS, period=period).exists():
-            return
-        VisitTally.objects.bulk_create(rows, batch_size=500)
-        SketchMark.objects.create(
+        moved = (
+            SketchMark.objects.filter(website=website, kind=VISITS, period=period)
+            .values_list("until_us", flat=True)
+            .first()
+        )
+        if moved != mark:  # another process brought it forward meanwhile
+            return moved
+        kept = VisitTally.objects.filter(website=website, period=period)
+        for letter, value, *figures in kept.values_list(
+            "dim", "value", "visits", "bounces", "pageviews", "duration_us"
+        ):
+            if (letter, value) in added:
+                _add(added[(letter, value)], figures)
+        VisitTally.objects.bulk_create(
+            [
+                VisitTally(
+                    website=website,
+                    period=period,
+                    dim=letter,
+                    value=value,
+                    visits=visits,
+                    bounces=bounces,
+                    pageviews=pageviews,
+                    duration_us=duration,
+                )
+                for (letter, value), (visits, bounces, pageviews, duration) in added.items()
+            ],
+            batch_size=500,
+            update_conflicts=True,
+            unique_fields=["website", "period", "dim", "value"],
+            update_fields=["visits", "bounces", "pageviews", "duration_us"],
+        )
+        SketchMark.objects.update_or_create(
             website=website,
             kind=VISITS,
             period=period,
-            until_us=aggregates.micros(sketches.day_end(period, website.zone)),
+            defaults={"until_us": aggregates.micros(upto)},
         )
+    return aggregates.micros(upto)
 
 
 def _grouped(
     website: Website, since: dt.datetime, until: dt.datetime, column: str
 ) -> dict[str, Sums]:
-    """The raw sessions begun in [since, until], summed per value of `column` (unknown
+    """The raw sessions begun in [since, until), summed per value of `column` (unknown
     values left out, as every breakdown does)."""
-    sessions = Session.objects.filter(website=website, started_at__gte=since, started_at__lte=until)
+    sessions = Session.objects.filter(website=website, started_at__gte=since, started_at__lt=until)
     rows = (
         sessions.exclude(**{column: ""})
         .values(column)
