@@ -28,8 +28,7 @@ from django.utils import timezone
 
 from api.decorators import CORS_HEADERS
 from api.errors import CODES
-from zenovay import clientinfo, db, ingest, salts, store, writer
-from zenovay import live as push
+from zenovay import clientinfo, db, ingest, push, salts, store, writer
 
 PATHS = ("/e/collect", "/e/collect/")
 

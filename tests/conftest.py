@@ -14,7 +14,7 @@ import pytest
 from django.core.cache import cache
 
 from tests.servers import ServerProcess, end_other_sessions, free_port, server_env
-from zenovay import ingest, live, salts
+from zenovay import ingest, push, salts
 from zenovay.models import Website
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def _clean_process_state(settings):
     cache.clear()
     ingest.forget_recent(list(ingest._recent))
     salts.forget_cached_salt()
-    live.take_changed()
+    push.take_changed()
     yield
     cache.clear()
 

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.test_ingest import body, client
 from widgets import consumers
-from zenovay import ingest, live, metrics, store
+from zenovay import ingest, metrics, push, store
 from zenovay.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,9 +25,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def _fresh_push_state():
     store.reset()
-    live.reset()
+    push.reset()
     yield
-    live.reset()
+    push.reset()
     store.reset()
 
 
@@ -87,7 +87,7 @@ async def test_a_new_event_is_pushed_within_a_couple_of_seconds(website):
     ws = await connect(f"/ws/live/{website.tracking_code}")
     assert json.loads(await ws.receive_from(timeout=5))["liveCount"] == 0
     await visit(website)
-    live.site_changed(website.pk)  # what on_commit does after a real request
+    push.site_changed(website.pk)  # what on_commit does after a real request
     message = json.loads(await ws.receive_from(timeout=3))
     assert message["liveCount"] == 1
     await ws.disconnect()
@@ -130,7 +130,7 @@ async def test_a_push_computes_the_snapshot_once_for_many_sockets(website, monke
     sockets = [await connect(f"/ws/realtime/{website.website_id}") for _ in range(20)]
     for ws in sockets:
         await ws.receive_from(timeout=5)
-    live.stop_tickers()  # this test pushes by hand, so the ticker must not push first
+    push.stop_tickers()  # this test pushes by hand, so the ticker must not push first
     await visit(website)
     computed = []
     original = metrics.realtime
@@ -138,7 +138,7 @@ async def test_a_push_computes_the_snapshot_once_for_many_sockets(website, monke
         metrics, "realtime", lambda *a, **k: computed.append(1) or original(*a, **k)
     )
     context = await start_counting()
-    assert await live.push(website.pk)
+    assert await push.push(website.pk)
     for ws in sockets:
         assert json.loads(await ws.receive_from(timeout=5))["visitors"]["current"] == 1
     queries = await stop_counting(context)
@@ -181,11 +181,11 @@ async def test_a_push_renders_each_kind_of_frame_once(website, monkeypatch):
     sockets += [await connect(f"/ws/realtime/{website.website_id}") for _ in range(10)]
     for ws in sockets:
         await ws.receive_from(timeout=5)
-    live.stop_tickers()  # this test pushes by hand
+    push.stop_tickers()  # this test pushes by hand
     rendered.clear()
     await visit(website)
 
-    assert await live.push(website.pk)
+    assert await push.push(website.pk)
 
     for ws in sockets[:10]:
         assert json.loads(await ws.receive_from(timeout=5))["liveCount"] == 1
@@ -200,9 +200,9 @@ async def test_a_change_held_back_by_another_process_push_is_pushed_after_it(web
     ws = await connect(f"/ws/live/{website.tracking_code}")
     assert json.loads(await ws.receive_from(timeout=5))["liveCount"] == 0
     # Another server process has just pushed this site, before the visit below was stored.
-    assert await store.get_store().try_lock(f"push:{website.pk}", live.CHANGE_DELAY * 0.9)
+    assert await store.get_store().try_lock(f"push:{website.pk}", push.timing.CHANGE_DELAY * 0.9)
     await visit(website)
-    live.site_changed(website.pk)
+    push.site_changed(website.pk)
     message = json.loads(await ws.receive_from(timeout=5))
     assert message["liveCount"] == 1
     await ws.disconnect()
@@ -214,24 +214,24 @@ async def test_a_socket_that_left_gets_nothing_and_the_hub_forgets_the_site(webs
     for ws in (staying, leaving):
         await ws.receive_from(timeout=5)
     await leaving.disconnect()
-    assert live.local_viewers() == {website.pk}
+    assert push.local_viewers() == {website.pk}
     await visit(website)
-    live.site_changed(website.pk)
+    push.site_changed(website.pk)
     assert json.loads(await staying.receive_from(timeout=5))["liveCount"] == 1
     await staying.disconnect()
-    assert live.local_viewers() == set()
+    assert push.local_viewers() == set()
 
 
 def test_the_schedule_pushes_a_change_at_once_then_at_most_once_a_second():
-    schedule = live.Schedule()
+    schedule = push.Schedule()
     schedule.changed(7, now=100.0)
     assert schedule.take_due(100.0) == [7]
     schedule.pushed[7] = 100.0
     schedule.changed(7, now=100.2)  # another change soon after: held back
     assert schedule.take_due(100.5) == []
-    assert schedule.next_due() == pytest.approx(100.0 + live.CHANGE_DELAY)
+    assert schedule.next_due() == pytest.approx(100.0 + push.timing.CHANGE_DELAY)
     schedule.changed(7, now=100.6)  # more changes meanwhile: still one push
-    assert schedule.take_due(100.0 + live.CHANGE_DELAY) == [7]
+    assert schedule.take_due(100.0 + push.timing.CHANGE_DELAY) == [7]
     assert schedule.next_due() is None
     schedule.changed(8, now=103.0)  # another site is not held back by site 7
     assert schedule.take_due(103.0) == [8]
@@ -251,8 +251,8 @@ class Recorder:
 
 
 async def test_a_newer_push_supersedes_the_one_being_written():
-    hub = live.Hub()
-    viewers = [Recorder() for _ in range(3 * live.YIELD_EVERY)]
+    hub = push.Hub()
+    viewers = [Recorder() for _ in range(3 * push.timing.YIELD_EVERY)]
     hub.sites[1] = set(viewers)
     older = {"type": "site.snapshot", "website": 1, "realtime": {"n": 1}}
     newer = {"type": "site.snapshot", "website": 1, "realtime": {"n": 2}}
@@ -272,7 +272,7 @@ class Broken(Recorder):
 
 
 async def test_a_kind_of_frame_that_fails_to_render_does_not_stop_the_others():
-    hub = live.Hub()
+    hub = push.Hub()
     fine, broken = [Recorder() for _ in range(3)], [Broken() for _ in range(3)]
     hub.sites[1] = {*fine, *broken}
 
@@ -292,7 +292,7 @@ def test_a_new_event_loop_gets_pushes_after_an_old_one_closed_with_sockets_open(
         ws = await connect(f"/ws/live/{website.tracking_code}")
         await ws.receive_from(timeout=5)
         await visit(website, ip=ip)
-        await live.push(website.pk)  # or the ticker, woken by the visit, pushes first
+        await push.push(website.pk)  # or the ticker, woken by the visit, pushes first
         while json.loads(await ws.receive_from(timeout=5))["liveCount"] != visitors:
             pass  # a refresh from before the visit
         await sync_to_async(connections.close_all)()  # the socket is left open on purpose
@@ -349,15 +349,15 @@ class Closable(Recorder):
 @pytest.fixture
 def quick_layer_bounds(monkeypatch):
     # raising=False: on code without these bounds the tests fail on what they assert.
-    monkeypatch.setattr(live, "LAYER_SECONDS", 0.2, raising=False)
-    monkeypatch.setattr(live, "RETRY_SECONDS", 0.3)
-    monkeypatch.setattr(live, "TICK_SECONDS", 0.1)
+    monkeypatch.setattr(push.timing, "LAYER_SECONDS", 0.2, raising=False)
+    monkeypatch.setattr(push.timing, "RETRY_SECONDS", 0.3)
+    monkeypatch.setattr(push.timing, "TICK_SECONDS", 0.1)
 
 
 async def test_joins_fail_within_the_bound_when_the_layer_hangs_and_the_lock_is_freed(
     quick_layer_bounds,
 ):
-    hub = live.Hub()
+    hub = push.Hub()
     hub._layer = HungLayer()
     started = time.monotonic()
     outcomes = await asyncio.wait_for(
@@ -382,12 +382,12 @@ async def test_joins_fail_within_the_bound_when_the_layer_hangs_and_the_lock_is_
 async def test_open_sockets_are_closed_with_4503_when_the_layer_hangs_and_the_ticker_goes_on(
     website, quick_layer_bounds
 ):
-    hub = live.hub()
+    hub = push.hub()
     hub._layer = layer = HungLayer()
     hub.channel = "hub-channel"
     viewers = {Closable(), Closable()}
     hub.sites[website.pk] = set(viewers)
-    live.ensure_ticker()
+    push.ensure_ticker()
 
     deadline = time.monotonic() + 5
     while not all(viewer.closed for viewer in viewers):
@@ -407,8 +407,8 @@ async def test_the_ticker_ends_when_cancelled_just_as_it_is_woken(db, turns):
     """A cancellation that arrives as the ticker's wake-up event is set must still end it
     (asyncio.wait_for on Python 3.11 dropped it: the loop ran on, and closing the event
     loop waited for it for ever)."""
-    live.ensure_ticker()
-    state = live._here()
+    push.ensure_ticker()
+    state = push.loops.here()
     ticker = state.ticker
     for _ in range(5):  # let it reach its wait
         await asyncio.sleep(0)

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from tests.conftest import DESKTOP_UA, OWNER_PASSWORD
 from widgets import consumers
-from zenovay import ingest, live, metrics, signin, store
+from zenovay import ingest, metrics, push, signin, store
 from zenovay.asgi import application
 from zenovay.models import Website
 
@@ -449,9 +449,9 @@ def test_collect_is_the_one_post_without_csrf(db, site):
 @pytest.fixture
 def _fresh_push_state():
     store.reset()
-    live.reset()
+    push.reset()
     yield
-    live.reset()
+    push.reset()
     store.reset()
 
 
@@ -507,7 +507,7 @@ async def test_the_owner_socket_pushes_new_events(owner, site):
     assert 'data-count="0"' in await ws.receive_from(timeout=5)
 
     await sync_to_async(visit)(site, "/pricing")
-    live.site_changed(site.pk)  # what on_commit does after a real request
+    push.site_changed(site.pk)  # what on_commit does after a real request
 
     html = await ws.receive_from(timeout=3)
     assert re.search(r'id="zv-rt-live"[^>]*data-count="1"', html) and "/pricing" in html
@@ -581,7 +581,7 @@ async def test_the_websites_socket_pushes_the_card_of_the_site_that_changed(owne
         await ws.receive_from(timeout=5)
 
     await sync_to_async(visit)(site, "/pricing")
-    await live.push(site.pk)  # or the ticker, woken by the stored event, pushes first
+    await push.push(site.pk)  # or the ticker, woken by the stored event, pushes first
 
     html = await ws.receive_from(timeout=3)
     assert re.search(rf'id="zv-{site.website_id}-live"[^>]*data-count="1"', html)
@@ -594,7 +594,7 @@ async def test_the_websites_socket_pushes_the_card_of_the_site_that_changed(owne
 async def test_a_teammates_websites_socket_hears_nothing_of_olivias_site(site, teammate):
     ws = await open_socket("/ws/dashboard/sites", await sync_to_async(session_headers)(teammate))
     await sync_to_async(visit)(site)
-    await live.push(site.pk)
+    await push.push(site.pk)
     assert await ws.receive_nothing(timeout=0.5)
     await ws.disconnect()
 
@@ -732,7 +732,7 @@ async def test_a_website_no_longer_the_owners_closes_its_dashboard_socket_with_4
         f"/ws/dashboard/{site.website_id}", await sync_to_async(session_headers)(owner)
     )
     await ws.receive_from(timeout=5)
-    live.stop_tickers()  # nothing pushes the site: the close cannot come from a push
+    push.stop_tickers()  # nothing pushes the site: the close cannot come from a push
 
     fields = {"owner": teammate} if change == "given to another owner" else {"enabled": False}
     await Website.objects.filter(pk=site.pk).aupdate(**fields)
@@ -752,12 +752,12 @@ async def test_the_websites_socket_drops_a_website_given_away_and_keeps_the_othe
 
     await Website.objects.filter(pk=other.pk).aupdate(owner=teammate)
     deadline = time.monotonic() + CLOSE_WITHIN
-    while other.pk in live.local_viewers():  # the only socket following it lets it go
+    while other.pk in push.local_viewers():  # the only socket following it lets it go
         assert time.monotonic() < deadline, "the given-away website is still followed"
         await ws.receive_nothing(timeout=RECHECK)
 
     await sync_to_async(visit)(other, who=2, url="https://blog.example/")
-    await live.push(other.pk)
+    await push.push(other.pk)
     await sync_to_async(visit)(site, "/pricing")
     html = await push_reaches(ws, rf'id="zv-{site.website_id}-live"[^>]*data-count="1"')
     frames = [html]

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.conftest import DESKTOP_UA
-from zenovay import ingest, live, salts
+from zenovay import ingest, push, salts
 from zenovay.models import Event, Salt, Session
 
 pytestmark = pytest.mark.django_db
@@ -188,10 +188,10 @@ def test_a_stored_event_marks_the_site_changed_after_commit(
 ):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         send(website, now)
-    assert website.pk not in live.take_changed()  # nothing before the commit
+    assert website.pk not in push.take_changed()  # nothing before the commit
     for callback in callbacks:
         callback()
-    assert live.take_changed() == {website.pk}
+    assert push.take_changed() == {website.pk}
 
 
 def test_an_ignored_event_does_not_mark_the_site_changed(
@@ -199,7 +199,7 @@ def test_an_ignored_event_does_not_mark_the_site_changed(
 ):
     with django_capture_on_commit_callbacks(execute=True):
         send(website, now, who=client(ua=GOOGLEBOT))
-    assert live.take_changed() == set()
+    assert push.take_changed() == set()
 
 
 # --- Host rules, drops

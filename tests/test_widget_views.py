@@ -12,7 +12,7 @@ from django.db import OperationalError
 
 from tests.test_ingest import body, client
 from widgets import fragments
-from zenovay import ingest, live
+from zenovay import ingest, push
 from zenovay.models import Website
 
 pytestmark = pytest.mark.django_db
@@ -23,9 +23,9 @@ SCRIPT_BUDGET = 3 * 1024 + 256  # gzipped bytes: a widget must not weigh on the 
 @pytest.fixture(autouse=True)
 def _fresh_snapshots():
     """Snapshots are memoised per website pk for a second; pks repeat across tests."""
-    live.reset()
+    push.reset()
     yield
-    live.reset()
+    push.reset()
 
 
 def visit(website: Website, path: str = "/", ip: str = "81.2.69.160") -> None:
@@ -221,7 +221,7 @@ def test_the_dashboard_page_shows_numbers_countries_and_pages_at_first_paint(cli
 
 def test_big_numbers_are_grouped(client, website, monkeypatch):
     snapshot = {"liveCount": 12345, "timestamp": "2026-03-10T12:00:00Z"}
-    monkeypatch.setattr(live, "live_of", lambda realtime: snapshot)
+    monkeypatch.setattr(push, "live_of", lambda realtime: snapshot)
 
     html = client.get(pages(website)["live"]).content.decode()
 
@@ -275,7 +275,7 @@ def test_the_live_fragment_is_what_the_socket_pushes(client, website):
     html = client.get(pages(website)["live"] + "/fragment").content.decode()
 
     # The memoised snapshot the view used, as a socket connecting now would be sent it.
-    assert html == fragments.live(async_to_sync(live.snapshot)(website.pk))
+    assert html == fragments.live(async_to_sync(push.snapshot)(website.pk))
 
 
 def test_an_htmx_request_for_the_page_gets_the_fragment(client, website):

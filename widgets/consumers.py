@@ -30,7 +30,7 @@ from django.utils.crypto import constant_time_compare
 from redis.exceptions import RedisError
 
 from widgets import fragments
-from zenovay import access, clientinfo, dashboard, db, ingest, live, metrics
+from zenovay import access, clientinfo, dashboard, db, ingest, metrics, push
 from zenovay.models import Website
 
 log = logging.getLogger("zenovay.widgets")
@@ -41,13 +41,13 @@ INTERNAL_ERROR = 1011
 # How often an open dashboard socket checks again that its user may still see its sites:
 # once per steady refresh, so a signed-out, deactivated or former owner gets at most
 # about one more push of figures after losing the right to them.
-RECHECK_SECONDS = live.TICK_SECONDS
+RECHECK_SECONDS = push.timing.TICK_SECONDS
 
 
 class Follower(AsyncWebsocketConsumer):
-    """A read-only socket that follows websites through this process's hub (live.Viewer)."""
+    """A read-only socket that follows websites through this process's hub (push.Viewer)."""
 
-    channel_layer_alias = live.NO_LAYER  # pushes come through the hub, not a channel each
+    channel_layer_alias = push.NO_LAYER  # pushes come through the hub, not a channel each
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Read-only: whatever a client sends is ignored."""
@@ -86,10 +86,10 @@ class SiteConsumer(Follower):
                 await self.close(code=NOT_FOUND, reason="unknown or disabled website")
                 return
             self.zone = website.timezone  # for times in what it renders
-            await live.hub().join(website.pk, self)
+            await push.hub().join(website.pk, self)
             self.website_pk = website.pk  # only once joined: disconnect() undoes exactly this
-            live.ensure_ticker()
-            data = await live.snapshot(website.pk)
+            push.ensure_ticker()
+            data = await push.snapshot(website.pk)
         except Exception as exc:  # Redis or the database is down: a clean close, not a crash
             log.warning("widget socket closed, pushes unavailable: %r", exc)
             await self.unavailable()
@@ -99,7 +99,7 @@ class SiteConsumer(Follower):
 
     async def disconnect(self, code: int) -> None:
         if self.website_pk is not None:
-            await live.hub().leave(self.website_pk, self)
+            await push.hub().leave(self.website_pk, self)
 
     def frame(self, website_pk: int, realtime: metrics.RealtimeSnapshot) -> str:
         return self.render(realtime)
@@ -112,7 +112,7 @@ class LiveConsumer(SiteConsumer):
         return ingest.website_by_code(ident)
 
     def render(self, realtime: metrics.RealtimeSnapshot) -> str:
-        return json.dumps(live.live_of(realtime))
+        return json.dumps(push.live_of(realtime))
 
 
 class RealtimeConsumer(SiteConsumer):
@@ -235,14 +235,14 @@ class OwnerFollower(Follower):
     async def stop(self, code: int, reason: str) -> None:
         """Leave the hub first, so nothing more is written, then close."""
         for pk in self.followed():
-            await live.hub().leave(pk, self)
+            await push.hub().leave(pk, self)
         await self.close(code=code, reason=reason)
 
     async def disconnect(self, code: int) -> None:
         if self._recheck is not None:
             self._recheck.cancel()
         for pk in self.followed():
-            await live.hub().leave(pk, self)
+            await push.hub().leave(pk, self)
 
 
 class OwnerSiteConsumer(OwnerFollower, SiteConsumer):
@@ -287,9 +287,9 @@ class OwnerSitesConsumer(OwnerFollower):
             for pk, website_id in followed.items():
                 # Known before joined, as frame() needs it; disconnect() leaves each of them.
                 self.sites = {**self.sites, pk: website_id}
-                await live.hub().join(pk, self)
-            live.ensure_ticker()
-            snapshots = [(ident, await live.snapshot(pk)) for pk, ident in followed.items()]
+                await push.hub().join(pk, self)
+            push.ensure_ticker()
+            snapshots = [(ident, await push.snapshot(pk)) for pk, ident in followed.items()]
         except Exception as exc:  # Redis or the database is down: a clean close, not a crash
             log.warning("dashboard socket closed, pushes unavailable: %r", exc)
             await self.unavailable()
@@ -311,7 +311,7 @@ class OwnerSitesConsumer(OwnerFollower):
         (`sites` keeps their ids: a push already being written may still render one.)"""
         for pk in self.followed() - allowed:
             self.dropped = self.dropped | {pk}
-            await live.hub().leave(pk, self)
+            await push.hub().leave(pk, self)
 
     def frame(self, website_pk: int, realtime: metrics.RealtimeSnapshot) -> str:
         return dashboard.card_fragment(self.sites[website_pk], realtime)

@@ -13,13 +13,12 @@ from typing import Any, Literal
 
 from django.template.loader import render_to_string
 
-from zenovay import live as live_push
-from zenovay import metrics
+from zenovay import metrics, push
 from zenovay.countries import flag
 
 
 def live(realtime: metrics.RealtimeSnapshot) -> str:
-    return _render("widgets/_live_fragment.html", json.dumps(live_push.live_of(realtime)))
+    return _render("widgets/_live_fragment.html", json.dumps(push.live_of(realtime)))
 
 
 def dashboard(realtime: metrics.RealtimeSnapshot) -> str:
@@ -30,7 +29,7 @@ def context(
     kind: Literal["live", "dashboard"], realtime: metrics.RealtimeSnapshot
 ) -> dict[str, Any]:
     """The template context of a fragment, for the page that shows it first."""
-    data = live_push.live_of(realtime) if kind == "live" else realtime
+    data = push.live_of(realtime) if kind == "live" else realtime
     return _context(json.dumps(data))
 
 

@@ -20,7 +20,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 
 from widgets import fragments
-from zenovay import db, ingest, live, metrics
+from zenovay import db, ingest, metrics, push
 from zenovay.models import Website
 
 log = logging.getLogger("zenovay.widgets")
@@ -156,7 +156,7 @@ async def _widget(
     """The page, or with `fragment` (or an htmx request) just its out-of-band fragment."""
     try:
         website = await db.run(find, ident)
-        data = await live.snapshot(website.pk) if website else None
+        data = await push.snapshot(website.pk) if website else None
     except DatabaseError as exc:
         log.warning("widget unavailable, database down: %r", exc)
         return unavailable(request)

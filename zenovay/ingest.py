@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from django.db import connection, transaction
 from django.utils import timezone
 
-from zenovay import aggregates, clientinfo, ids, live, pagepaths, salts, shared_cache
+from zenovay import aggregates, clientinfo, ids, pagepaths, push, salts, shared_cache
 from zenovay.models import Event, Website
 
 MAX_BODY_BYTES = 4096
@@ -271,7 +271,7 @@ def store(batch: Sequence[Pending]) -> list[tuple[Pending, _Session | None, _Ses
         _write_events(cursor, batch)
         aggregates.apply([_recorded(*change) for change in changes], zones)
         for website_pk in {pending.website_pk for pending in batch}:
-            transaction.on_commit(lambda pk=website_pk: live.site_changed(pk), robust=True)
+            transaction.on_commit(lambda pk=website_pk: push.site_changed(pk), robust=True)
     return changes
 
 
