@@ -28,7 +28,8 @@ from django.utils import timezone
 
 from api.decorators import CORS_HEADERS
 from api.errors import CODES
-from zenovay import clientinfo, db, ingest, push, salts, store, writer
+from zenovay import clientinfo, db, ingest, push, salts, sites, store, writer
+from zenovay.payload import MAX_BODY_BYTES, IngestError, parse_payload
 
 PATHS = ("/e/collect", "/e/collect/")
 
@@ -60,8 +61,8 @@ async def answer(
     refused = await _over_limit(ip)
     if refused is not None:
         return refused
-    if len(body) > ingest.MAX_BODY_BYTES:
-        return _error(413, f"The body is over {ingest.MAX_BODY_BYTES} bytes.")
+    if len(body) > MAX_BODY_BYTES:
+        return _error(413, f"The body is over {MAX_BODY_BYTES} bytes.")
     country_header = settings.ZENOVAY_COUNTRY_HEADER
     client = ingest.Client(
         ip=ip,
@@ -74,7 +75,7 @@ async def answer(
     )
     try:
         ignored = await _record(body, client)
-    except ingest.IngestError as exc:
+    except IngestError as exc:
         return _error(exc.status, exc.message)
     except DatabaseError:
         return _error(503, "The analytics database is unavailable; try again soon.", **_RETRY)
@@ -102,10 +103,10 @@ async def _record(body: bytes, client: ingest.Client) -> str | None:
     """Validate, identify and write through the group commit; the reason when dropped.
     Only what this process does not know yet (the website, the salt) is fetched on the
     database thread; the rest runs here."""
-    payload = ingest.parse_payload(body)
-    website = ingest.recent_website_by_code(payload.code)
+    payload = parse_payload(body)
+    website = sites.recent_by_code(payload.code)
     if website is None:
-        website = await db.run(ingest.website_by_code, payload.code)
+        website = await db.run(sites.by_code, payload.code)
     website = ingest.check_source(website or None, payload, client)
     now = timezone.now()
     salt = salts.known_salt(now) or await db.run(salts.salt_for, now)

@@ -22,7 +22,7 @@ from api.decorators import (
     valid_id,
 )
 from api.errors import is_api_path, json_error
-from zenovay import db, health, ids, ingest, metrics
+from zenovay import db, health, ids, metrics, payload, sites
 
 
 @csrf_exempt
@@ -30,13 +30,13 @@ async def collect(request: HttpRequest) -> HttpResponse:
     """POST /e/collect through Django (the test client; real servers answer it in
     `api.collect.CollectFastPath`): the same `answer()`, framed as a Django response."""
     length = request.headers.get("Content-Length", "")
-    if length.isdigit() and int(length) > ingest.MAX_BODY_BYTES:
-        body = b"x" * (ingest.MAX_BODY_BYTES + 1)  # answered 413 without reading it
+    if length.isdigit() and int(length) > payload.MAX_BODY_BYTES:
+        body = b"x" * (payload.MAX_BODY_BYTES + 1)  # answered 413 without reading it
     else:
         try:
             body = request.body
         except RequestDataTooBig:
-            body = b"x" * (ingest.MAX_BODY_BYTES + 1)
+            body = b"x" * (payload.MAX_BODY_BYTES + 1)
     reply = await collect_endpoint.answer(
         method=request.method or "",
         headers={name.lower(): value for name, value in request.headers.items()},
@@ -84,22 +84,22 @@ NOT_FOUND = "No enabled website has this id."
 
 
 def _live(code: str) -> metrics.LiveSnapshot | None:
-    website = ingest.website_by_code(code)
+    website = sites.by_code(code)
     return metrics.live(website) if website else None
 
 
 def _realtime(website_id: str) -> metrics.RealtimeSnapshot | None:
-    website = ingest.website_by_id(website_id)
+    website = sites.by_id(website_id)
     return metrics.realtime(website) if website else None
 
 
 def _stats(code: str, period: metrics.Period) -> metrics.StatsSnapshot | None:
-    website = ingest.website_by_code(code)
+    website = sites.by_code(code)
     return metrics.stats(website, period) if website else None
 
 
 def _status(code: str) -> metrics.StatusSnapshot | None:
-    website = ingest.website_by_code(code)
+    website = sites.by_code(code)
     return metrics.status(website) if website else None
 
 

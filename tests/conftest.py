@@ -14,7 +14,7 @@ import pytest
 from django.core.cache import cache
 
 from tests.servers import ServerProcess, end_other_sessions, free_port, server_env
-from zenovay import ingest, push, salts
+from zenovay import push, salts, sites
 from zenovay.models import Website
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def _clean_process_state(settings):
     # Tests send from one address what many visitors would; the limit's own tests set it.
     settings.ZENOVAY_COLLECT_PER_MINUTE = 0
     cache.clear()
-    ingest.forget_recent(list(ingest._recent))
+    sites.forget_recent()
     salts.forget_cached_salt()
     push.take_changed()
     yield

@@ -15,7 +15,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from tests.conftest import DESKTOP_UA
-from zenovay import ingest, salts, writer
+from zenovay import ingest, payload, salts, writer
 from zenovay.models import Event, Session, Website
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,7 +32,7 @@ def pending(website: Website, path: str, agent: str = DESKTOP_UA) -> ingest.Pend
         {"code": website.tracking_code, "type": "pageview", "url": f"https://shop.example{path}"}
     ).encode()
     client = ingest.Client(ip=None, country="", user_agent=agent)
-    accepted = ingest.accept(website=website, payload=ingest.parse_payload(body), client=client)
+    accepted = ingest.accept(website=website, payload=payload.parse_payload(body), client=client)
     assert isinstance(accepted, ingest.Pending)
     return accepted
 
@@ -111,9 +111,9 @@ async def test_events_of_a_website_deleted_on_their_way_are_refused_and_not_stor
     ]
     body = json.dumps({"code": other.tracking_code, "url": "https://other.example/"}).encode()
     client = ingest.Client(ip=None, country="", user_agent=DESKTOP_UA)
-    with pytest.raises(ingest.NotFound):  # the synchronous way in says the same
+    with pytest.raises(payload.NotFound):  # the synchronous way in says the same
         await sync_to_async(ingest.record_event)(
-            website=other, payload=ingest.parse_payload(body), client=client
+            website=other, payload=payload.parse_payload(body), client=client
         )
     assert await Event.objects.acount() == 3
 

@@ -53,7 +53,7 @@ from hypothesis import strategies as st
 from api.errors import CODES
 from api.openapi import IGNORED_REASONS
 from tests.conftest import DESKTOP_UA
-from zenovay import ingest, store
+from zenovay import payload, store
 from zenovay.models import Event, Session, Website
 
 CODE = "ZV_H0ST1LEFUZZ"
@@ -123,7 +123,7 @@ def assert_sane_row(row, website: Website) -> None:
 
 
 def assert_valid_host(host: str) -> None:
-    """A DNS name in ASCII or an IP address, as `zenovay.ingest.host_name` keeps them."""
+    """A DNS name in ASCII or an IP address, as `zenovay.payload.host_name` keeps them."""
     assert len(host) <= 253, host
     if not HOST_RE.fullmatch(host):
         ipaddress.ip_address(host)
@@ -137,13 +137,13 @@ def assert_sane_event(row: Event, website: Website) -> None:
     assert website.allows_host(row.hostname)
     if row.referrer_host:
         assert_valid_host(row.referrer_host)
-    assert 0 <= row.engaged_ms <= ingest.MAX_ENGAGED_MS
+    assert 0 <= row.engaged_ms <= payload.MAX_ENGAGED_MS
     if row.type == Event.CUSTOM:
         assert row.name and row.name == row.name.strip()
     else:
         assert (row.name, row.props) == ("", None)
     if row.props is not None:
-        assert isinstance(row.props, dict) and len(row.props) <= ingest.MAX_PROPS
+        assert isinstance(row.props, dict) and len(row.props) <= payload.MAX_PROPS
         for key, value in row.props.items():
             assert_clean_string(key, 100, "props key")
             assert value is None or isinstance(value, bool | int | float | str), value

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.conftest import DESKTOP_UA
-from zenovay import ingest, push, salts
+from zenovay import ingest, payload, push, salts
 from zenovay.models import Event, Salt, Session
 
 pytestmark = pytest.mark.django_db
@@ -222,7 +222,7 @@ def test_the_domain_and_its_subdomains_are_accepted(website, now, url):
     "url", ["https://evil.example/", "https://shop.example.evil.com/", "https://notshop.example/"]
 )
 def test_a_foreign_hostname_is_forbidden(website, now, url):
-    with pytest.raises(ingest.Forbidden):
+    with pytest.raises(payload.Forbidden):
         send(website, now, url=url)
     assert Event.objects.count() == 0
 
@@ -258,7 +258,7 @@ def test_excluded_ip_ranges_are_ignored(website, now):
 def test_a_disabled_website_is_not_found(website, now):
     website.enabled = False
     website.save()
-    with pytest.raises(ingest.NotFound):
+    with pytest.raises(payload.NotFound):
         send(website, now)
 
 
@@ -266,7 +266,7 @@ def test_a_regenerated_code_stops_working_at_once(website, now):
     old = website.tracking_code
     send(website, now)  # the lookup is cached now
     website.regenerate_tracking_code()
-    with pytest.raises(ingest.NotFound):
+    with pytest.raises(payload.NotFound):
         ingest.collect(body=body(website, code=old), client=client(), now=now)
     assert send(website, now) is None
 
@@ -301,14 +301,14 @@ def test_a_regenerated_code_stops_working_at_once(website, now):
     ],
 )
 def test_malformed_bodies_are_bad_requests(raw):
-    with pytest.raises(ingest.BadRequest):
-        ingest.parse_payload(raw)
+    with pytest.raises(payload.BadRequest):
+        payload.parse_payload(raw)
 
 
 @pytest.mark.parametrize("code", ["ZV_short", "zv_AAAAAAAAAAA", "ZV_AAAAAAAAAAA\n", "../../etc"])
 def test_a_malformed_code_is_not_found_without_a_query(code, django_assert_num_queries):
-    with django_assert_num_queries(0), pytest.raises(ingest.NotFound):
-        ingest.parse_payload(json.dumps({"code": code, "url": "https://a.example/"}).encode())
+    with django_assert_num_queries(0), pytest.raises(payload.NotFound):
+        payload.parse_payload(json.dumps({"code": code, "url": "https://a.example/"}).encode())
 
 
 def test_hostile_strings_are_stored_verbatim_but_without_nul(website, now):
@@ -326,7 +326,7 @@ def test_hostile_strings_are_stored_verbatim_but_without_nul(website, now):
 
 def test_a_huge_engagement_time_is_capped_at_a_day(website, now):
     send(website, now, type="engagement", engagedMs=10**12)
-    assert Event.objects.get().engaged_ms == ingest.MAX_ENGAGED_MS
+    assert Event.objects.get().engaged_ms == payload.MAX_ENGAGED_MS
 
 
 def test_making_a_past_periods_salt_keeps_the_current_one(website, now, settings):

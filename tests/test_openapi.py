@@ -22,7 +22,7 @@ from referencing.jsonschema import DRAFT202012
 
 from api import openapi
 from tests.conftest import DESKTOP_UA
-from zenovay import ingest, store
+from zenovay import ingest, payload, store
 from zenovay.models import Website
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -465,8 +465,8 @@ def _collect_verdicts(raw: str) -> tuple[bool, bool]:
     """(the schema accepts it, the server's parser accepts it) for one raw JSON body."""
     by_schema = _collect_body_validator().is_valid(json.loads(raw))
     try:
-        ingest.parse_payload(raw.encode())
-    except (ingest.BadRequest, ingest.NotFound):
+        payload.parse_payload(raw.encode())
+    except (payload.BadRequest, payload.NotFound):
         return by_schema, False
     return by_schema, True
 

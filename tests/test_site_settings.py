@@ -9,6 +9,7 @@ shows one dashboard to anyone holding it, and nothing else.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 
 import pytest
@@ -30,7 +31,7 @@ from tests.test_dashboard import (
     session_headers,
     visit,
 )
-from zenovay import access, ingest
+from zenovay import access, sites
 from zenovay.models import Goal, Invitation, Membership, SharedLink, Website
 
 pytestmark = pytest.mark.django_db
@@ -154,7 +155,7 @@ def test_the_owner_edits_hosts_excluded_ranges_zone_and_disables_the_website(oli
     site.refresh_from_db()
     assert (site.name, site.timezone, site.enabled) == ("The shop", "Europe/Paris", False)
     assert site.extra_hostnames == "shop-preview.example\nlocalhost"
-    assert site.excludes_ip(ingest.ipaddress.ip_address("10.1.2.3"))
+    assert site.excludes_ip(ipaddress.ip_address("10.1.2.3"))
     after = olivia.get(response["Location"]).content.decode()
     assert "Settings saved." in after
 
@@ -165,8 +166,8 @@ def test_regenerating_the_code_stops_the_old_snippet_at_once(olivia, site):
     assert response.status_code == 302
     site.refresh_from_db()
     assert site.tracking_code != old
-    assert ingest.website_by_code(old) is None
-    assert ingest.website_by_code(site.tracking_code) == site
+    assert sites.by_code(old) is None
+    assert sites.by_code(site.tracking_code) == site
     assert olivia.get(settings_url(site, "settings/code/")).status_code == 405  # POST only
 
 

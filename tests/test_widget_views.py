@@ -12,7 +12,7 @@ from django.db import OperationalError
 
 from tests.test_ingest import body, client
 from widgets import fragments
-from zenovay import ingest, push
+from zenovay import ingest, push, sites
 from zenovay.models import Website
 
 pytestmark = pytest.mark.django_db
@@ -142,7 +142,7 @@ def test_a_database_outage_is_a_framable_503_not_a_crash(client, website, monkey
     def down(ident: str) -> None:
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(ingest, "website_by_code", down)
+    monkeypatch.setattr(sites, "by_code", down)
 
     response = client.get(pages(website)["live"] + suffix)
 

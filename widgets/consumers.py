@@ -30,7 +30,7 @@ from django.utils.crypto import constant_time_compare
 from redis.exceptions import RedisError
 
 from widgets import fragments
-from zenovay import access, clientinfo, dashboard, db, ingest, metrics, push
+from zenovay import access, clientinfo, dashboard, db, metrics, push, sites
 from zenovay.models import Website
 
 log = logging.getLogger("zenovay.widgets")
@@ -109,7 +109,7 @@ class LiveConsumer(SiteConsumer):
     """/ws/live/{tracking code}: {"liveCount", "timestamp"} JSON."""
 
     def find(self, ident: str) -> Website | None:
-        return ingest.website_by_code(ident)
+        return sites.by_code(ident)
 
     def render(self, realtime: metrics.RealtimeSnapshot) -> str:
         return json.dumps(push.live_of(realtime))
@@ -119,7 +119,7 @@ class RealtimeConsumer(SiteConsumer):
     """/ws/realtime/{website id}: the /e/realtime body as JSON."""
 
     def find(self, ident: str) -> Website | None:
-        return ingest.website_by_id(ident)
+        return sites.by_id(ident)
 
     def render(self, realtime: metrics.RealtimeSnapshot) -> str:
         return json.dumps(realtime)

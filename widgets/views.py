@@ -20,7 +20,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 
 from widgets import fragments
-from zenovay import db, ingest, metrics, push
+from zenovay import db, metrics, push, sites
 from zenovay.models import Website
 
 log = logging.getLogger("zenovay.widgets")
@@ -135,7 +135,7 @@ def unavailable(request: HttpRequest) -> HttpResponse:
 @xframe_options_exempt
 @require_safe
 async def live_widget(request: HttpRequest, ident: str, fragment: bool = False) -> HttpResponse:
-    return await _widget(request, "live", ingest.website_by_code, ident, fragment)
+    return await _widget(request, "live", sites.by_code, ident, fragment)
 
 
 @xframe_options_exempt
@@ -143,7 +143,7 @@ async def live_widget(request: HttpRequest, ident: str, fragment: bool = False) 
 async def dashboard_widget(
     request: HttpRequest, ident: str, fragment: bool = False
 ) -> HttpResponse:
-    return await _widget(request, "dashboard", ingest.website_by_id, ident, fragment)
+    return await _widget(request, "dashboard", sites.by_id, ident, fragment)
 
 
 async def _widget(

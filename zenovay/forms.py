@@ -7,7 +7,7 @@ import zoneinfo
 from django import forms
 from django.contrib.auth.hashers import make_password
 
-from zenovay import ingest, pagepaths
+from zenovay import pagepaths, payload
 from zenovay.models import ApiKey, Goal, Invitation, Membership, SharedLink, Website
 
 
@@ -114,7 +114,7 @@ class GoalForm(Unsuffixed, forms.ModelForm):
                 return cleaned
             value = pagepaths.as_browser_sends(value)  # as pageviews are stored
         elif kind == Goal.EVENT:
-            value = ingest.clean_text(value, 100).strip()
+            value = payload.clean_text(value, 100).strip()
             if not value:
                 self.add_error("value", "Give the custom event's name (e.g. signup).")
                 return cleaned

@@ -24,6 +24,6 @@ _CUT_ESCAPE = re.compile(r"%[0-9A-Fa-f]?$")
 def as_browser_sends(path: str, limit: int = 1024) -> str:
     """The path percent-encoded as a browser sends it, at most `limit` characters.
 
-    `path` must be valid Unicode text without lone surrogates (ingest.clean_text)."""
+    `path` must be valid Unicode text without lone surrogates (payload.clean_text)."""
     encoded = quote(path, safe=SAFE)[:limit]
     return _CUT_ESCAPE.sub("", encoded)  # never end in half an escape

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from django.db import DatabaseError, InterfaceError, OperationalError
 
-from zenovay import db, ingest
+from zenovay import db, ingest, payload
 
 log = logging.getLogger("zenovay.writer")
 MAX_BATCH = 500
@@ -83,7 +83,7 @@ async def _write(batch: Sequence[tuple[ingest.Pending, asyncio.Future[None]]]) -
         _settle([one for one in batch if id(one[0]) in stored], None)
         gone = [one for one in batch if id(one[0]) not in stored]  # its website was deleted
         if gone:
-            _settle(gone, ingest.NotFound(ingest.UNKNOWN_CODE))
+            _settle(gone, payload.NotFound(payload.UNKNOWN_CODE))
 
 
 def _settle(

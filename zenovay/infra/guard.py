@@ -27,7 +27,7 @@ from typing import Any
 from django.conf import settings
 
 from zenovay import clientinfo
-from zenovay.ingest import MAX_BODY_BYTES
+from zenovay.payload import MAX_BODY_BYTES
 
 Scope = dict[str, Any]
 Message = dict[str, Any]

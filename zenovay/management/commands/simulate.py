@@ -1,7 +1,7 @@
 """`manage.py simulate WEBSITE`: realistic synthetic traffic through the real write path.
 
 Every event is a JSON body the tracker (static/z.js) would send, validated by
-`ingest.parse_payload` and stored by `ingest.record_event`, so sessions, visitor
+`payload.parse_payload` and stored by `ingest.record_event`, so sessions, visitor
 identities, countries and device classes come out exactly as for real traffic.
 `--days` backfills past events with explicit timestamps, oldest first; `--live`
 keeps visitors arriving and browsing in real time until Ctrl-C or `--duration`.
@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from zenovay import clientinfo, ids, ingest, salts
 from zenovay.models import Event, Session, Website, normalize_domain
+from zenovay.payload import parse_payload
 
 # --- Who visits: addresses, countries and browsers.
 
@@ -412,7 +413,7 @@ def backfill_events(
 
 def send(website: Website, visitor: Visitor, body: dict[str, Any], now: dt.datetime) -> bool:
     """Through the same validation and write path as POST /e/collect; False if dropped."""
-    payload = ingest.parse_payload(json.dumps(body).encode())
+    payload = parse_payload(json.dumps(body).encode())
     ignored = ingest.record_event(website=website, payload=payload, client=visitor.client, now=now)
     return ignored is None
 
