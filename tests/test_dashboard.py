@@ -21,8 +21,8 @@ from django.contrib.auth import SESSION_KEY, get_user_model
 from django.test import Client
 from django.utils import timezone
 
+from dashboard import consumers
 from tests.conftest import DESKTOP_UA, OWNER_PASSWORD
-from widgets import consumers
 from zenovay import ingest, metrics, push, signin, store
 from zenovay.asgi import application
 from zenovay.models import Website
@@ -790,7 +790,7 @@ def test_times_on_the_page_are_in_the_websites_zone(olivia, site):
 
 
 def test_the_pushed_panel_shows_its_time_in_the_websites_zone():
-    from zenovay import dashboard
+    from dashboard import views as dashboard
 
     snapshot = {
         "visitors": {"current": 1, "today": 1, "change": 0.0},

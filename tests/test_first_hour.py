@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from django.template.loader import render_to_string
 
+from dashboard.views import realtime_fragment
 from zenovay import snippets
-from zenovay.dashboard import realtime_fragment
 from zenovay.metrics import RealtimeSnapshot
 
 

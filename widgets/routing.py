@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from channels.auth import AuthMiddlewareStack
 from django.urls import re_path
 
 from widgets import consumers
@@ -13,13 +12,5 @@ websocket_urlpatterns = [
     re_path(
         r"^ws/widgets/dashboard/(?P<ident>[^/]+)/?$",
         consumers.DashboardFragmentConsumer.as_asgi(),
-    ),
-    # A shared link's dashboard: the link (and its password's cookie) is the key.
-    re_path(r"^ws/share/(?P<ident>[^/]+)/?$", consumers.SharedSiteConsumer.as_asgi()),
-    # The owner dashboard: the session says who is signed in; same origin only.
-    re_path(r"^ws/dashboard/sites/?$", AuthMiddlewareStack(consumers.OwnerSitesConsumer.as_asgi())),
-    re_path(
-        r"^ws/dashboard/(?P<ident>[^/]+)/?$",
-        AuthMiddlewareStack(consumers.OwnerSiteConsumer.as_asgi()),
     ),
 ]

@@ -21,19 +21,22 @@ from django.core.asgi import get_asgi_application
 django_application = ASGIStaticFilesHandler(get_asgi_application())
 
 from api.collect import CollectFastPath  # noqa: E402
-from widgets.routing import websocket_urlpatterns  # noqa: E402
+from dashboard import routing as dashboard_routing  # noqa: E402
+from widgets import routing as widget_routing  # noqa: E402
 from zenovay.infra.guard import Guard  # noqa: E402
 
 # Widgets are embedded on any site, so sockets accept every origin; they are read-only.
-# Only the owner dashboard's sockets read the session (see widgets.routing), and check
-# that the page opening them is on this server (see widgets.consumers).
+# Only the owner dashboard's sockets read the session (see dashboard.routing), and check
+# that the page opening them is on this server (see dashboard.consumers).
 # Guard: body limits and timeouts on every path, WebSockets per client (see its docstring).
 # POST /e/collect, the hot path, is answered before Django (see api.collect).
 application = Guard(
     ProtocolTypeRouter(
         {
             "http": CollectFastPath(django_application),
-            "websocket": URLRouter(websocket_urlpatterns),
+            "websocket": URLRouter(
+                widget_routing.websocket_urlpatterns + dashboard_routing.websocket_urlpatterns
+            ),
         }
     )
 )

@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "zenovay",
     "api",
     "widgets",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

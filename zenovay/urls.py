@@ -8,8 +8,9 @@ from django.views.generic import RedirectView
 
 from api import docs_views
 from api import views as api_views
+from dashboard import account, sharing, site_settings
+from dashboard import views as dashboard_views
 from widgets import views as widget_views
-from zenovay import account, dashboard, sharing, site_settings
 from zenovay.settings import env_bool
 
 urlpatterns = [
@@ -48,10 +49,10 @@ urlpatterns = [
     re_path(r"^docs/api/v1/?$", docs_views.external_api_docs, name="api-v1-docs"),
     path("api/v1/", include("api.v1.urls")),
     path("admin/", admin.site.urls),
-    path("", dashboard.index, name="home"),
-    path("login/", dashboard.SignInView.as_view(), name="login"),
+    path("", dashboard_views.index, name="home"),
+    path("login/", dashboard_views.SignInView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
-    path("dashboard/", dashboard.sites, name="dashboard"),
+    path("dashboard/", dashboard_views.sites, name="dashboard"),
     path("dashboard/new/", site_settings.new_site, name="site-new"),
     path("dashboard/account/api-keys/", account.api_keys, name="api-keys"),
     path(
@@ -59,8 +60,8 @@ urlpatterns = [
         account.revoke_api_key,
         name="api-key-revoke",
     ),
-    path("dashboard/<str:website_id>/", dashboard.site, name="dashboard-site"),
-    path("dashboard/<str:website_id>/export/", dashboard.export, name="dashboard-export"),
+    path("dashboard/<str:website_id>/", dashboard_views.site, name="dashboard-site"),
+    path("dashboard/<str:website_id>/export/", dashboard_views.export, name="dashboard-export"),
     path("dashboard/<str:website_id>/settings/", site_settings.site_settings, name="site-settings"),
     path(
         "dashboard/<str:website_id>/settings/code/",

@@ -13,8 +13,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
+from dashboard.views import owner_required
 from zenovay import access, apikeys
-from zenovay.dashboard import owner_required
 from zenovay.forms import ApiKeyForm
 from zenovay.models import ApiKey
 

@@ -23,8 +23,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from dashboard.views import owner_required
 from zenovay import access, snippets
-from zenovay.dashboard import owner_required
 from zenovay.forms import (
     DeleteWebsiteForm,
     GoalForm,

@@ -7,19 +7,15 @@ import zoneinfo
 
 from django import template
 
+from widgets.templatetags import zenovay_widgets
 from zenovay import snippets
 from zenovay.models import DOMAIN_RE, Website
 
 register = template.Library()
 
 
-@register.filter
-def grouped(value: object) -> str:
-    """1204 -> "1,204"."""
-    try:
-        return f"{int(value):,}"  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return str(value)
+# 1204 -> "1,204", as the widgets show it.
+register.filter("grouped", zenovay_widgets.grouped)
 
 
 @register.filter

@@ -18,7 +18,8 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest
 
-from zenovay import charts, metrics, query, reports
+from dashboard import charts
+from zenovay import metrics, query, reports
 from zenovay.models import Website
 
 PERIODS = {

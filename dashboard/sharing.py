@@ -19,8 +19,8 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods
 
+from dashboard.views import site_response
 from zenovay import access
-from zenovay.dashboard import site_response
 from zenovay.models import Invitation, Membership, SharedLink
 from zenovay.signin import LoginThrottle
 
