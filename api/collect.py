@@ -28,7 +28,8 @@ from django.utils import timezone
 
 from api.decorators import CORS_HEADERS
 from api.errors import CODES
-from zenovay import clientinfo, db, ingest, push, salts, sites, store, writer
+from zenovay import clientinfo, ingest, push, salts, sites, writer
+from zenovay.infra import db, store
 from zenovay.payload import MAX_BODY_BYTES, IngestError, parse_payload
 
 PATHS = ("/e/collect", "/e/collect/")

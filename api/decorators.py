@@ -14,7 +14,8 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 
 from api.errors import json_error
-from zenovay import clientinfo, store
+from zenovay import clientinfo
+from zenovay.infra import store
 
 log = logging.getLogger("zenovay.api")
 AsyncView = Callable[..., Awaitable[HttpResponse]]

@@ -22,7 +22,8 @@ from api.decorators import (
     valid_id,
 )
 from api.errors import is_api_path, json_error
-from zenovay import db, health, ids, metrics, payload, sites
+from zenovay import ids, metrics, payload, sites
+from zenovay.infra import db, health
 
 
 @csrf_exempt

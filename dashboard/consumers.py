@@ -32,7 +32,8 @@ from widgets.consumers import (
     Follower,
     SiteConsumer,
 )
-from zenovay import access, clientinfo, db, metrics, push
+from zenovay import access, clientinfo, metrics, push
+from zenovay.infra import db
 from zenovay.models import Website
 
 log = logging.getLogger("zenovay.dashboard")

@@ -49,7 +49,7 @@ def _clean_process_state(settings):
     """Each test starts with an empty cache, salt memo and dirty set.
 
     In this process the ORM runs where the test's own transaction can be seen; server
-    processes started by tests use the long-lived database thread (zenovay.db).
+    processes started by tests use the long-lived database thread (zenovay.infra.db).
     """
     settings.ZENOVAY_DB_THREAD = False
     # Tests send from one address what many visitors would; the limit's own tests set it.

@@ -9,7 +9,8 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from tests.test_ingest import body, client
-from zenovay import ingest, store
+from zenovay import ingest
+from zenovay.infra import store
 from zenovay.models import Event, Website
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -23,8 +23,9 @@ from django.utils import timezone
 
 from api.v1.auth import key_required
 from tests.conftest import OWNER_PASSWORD
-from zenovay import apikeys, store
+from zenovay import apikeys
 from zenovay import urls as product_urls
+from zenovay.infra import store
 from zenovay.models import ApiKey
 
 pytestmark = pytest.mark.django_db

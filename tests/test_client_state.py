@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.conftest import DESKTOP_UA
-from zenovay import store
+from zenovay.infra import store
 from zenovay.models import Event
 
 pytestmark = pytest.mark.django_db

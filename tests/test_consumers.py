@@ -16,8 +16,9 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.test_ingest import body, client
 from widgets import consumers
-from zenovay import ingest, metrics, push, store
+from zenovay import ingest, metrics, push
 from zenovay.asgi import application
+from zenovay.infra import store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -23,8 +23,9 @@ from django.utils import timezone
 
 from dashboard import consumers
 from tests.conftest import DESKTOP_UA, OWNER_PASSWORD
-from zenovay import ingest, metrics, push, signin, store
+from zenovay import ingest, metrics, push, signin
 from zenovay.asgi import application
+from zenovay.infra import store
 from zenovay.models import Website
 
 PASSWORD = OWNER_PASSWORD

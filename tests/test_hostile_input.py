@@ -53,7 +53,8 @@ from hypothesis import strategies as st
 from api.errors import CODES
 from api.openapi import IGNORED_REASONS
 from tests.conftest import DESKTOP_UA
-from zenovay import payload, store
+from zenovay import payload
+from zenovay.infra import store
 from zenovay.models import Event, Session, Website
 
 CODE = "ZV_H0ST1LEFUZZ"

@@ -22,7 +22,8 @@ from referencing.jsonschema import DRAFT202012
 
 from api import openapi
 from tests.conftest import DESKTOP_UA
-from zenovay import ingest, payload, store
+from zenovay import ingest, payload
+from zenovay.infra import store
 from zenovay.models import Website
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -19,7 +19,7 @@ from django.http import HttpResponse
 from django.test import Client, override_settings
 
 from tests.conftest import OWNER_PASSWORD
-from zenovay import shared_cache, store
+from zenovay.infra import shared_cache, store
 from zenovay.owners import create_owner
 from zenovay.signin import ThrottledLoginMixin
 

@@ -15,7 +15,8 @@ import logging
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from widgets import fragments
-from zenovay import db, metrics, push, sites
+from zenovay import metrics, push, sites
+from zenovay.infra import db
 from zenovay.models import Website
 
 log = logging.getLogger("zenovay.widgets")

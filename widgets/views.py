@@ -20,7 +20,8 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 
 from widgets import fragments
-from zenovay import db, metrics, push, sites
+from zenovay import metrics, push, sites
+from zenovay.infra import db
 from zenovay.models import Website
 
 log = logging.getLogger("zenovay.widgets")

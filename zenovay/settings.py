@@ -284,10 +284,10 @@ if ZENOVAY_SALT_ROTATION not in {"daily", "weekly", "monthly"}:
     raise ImproperlyConfigured(
         f"ZENOVAY_SALT_ROTATION={ZENOVAY_SALT_ROTATION!r}: use daily, weekly or monthly."
     )
-# The hot async paths use one long-lived database thread (zenovay.db); tests that share
+# The hot async paths use one long-lived database thread (zenovay.infra.db); tests that share
 # the test case's transaction turn it off.
 ZENOVAY_DB_THREAD = True
-# Batches of events one process writes at once on PostgreSQL (zenovay.db.writers).
+# Batches of events one process writes at once on PostgreSQL (zenovay.infra.db.writers).
 ZENOVAY_DB_WRITERS = env_int("ZENOVAY_DB_WRITERS", 3, minimum=1)
 ZENOVAY_RETENTION_DAYS = env_int("ZENOVAY_RETENTION_DAYS", 400, minimum=62)
 # Raw events may go sooner than the aggregates every figure is read from (zenovay.retention):

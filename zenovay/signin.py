@@ -58,8 +58,9 @@ from django.db import connections
 from django.http import HttpRequest
 from redis.exceptions import RedisError
 
-from zenovay import clientinfo, shared_cache
-from zenovay.store import breaker
+from zenovay import clientinfo
+from zenovay.infra import shared_cache
+from zenovay.infra.store import breaker
 
 T = TypeVar("T")
 

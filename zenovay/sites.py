@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from typing import Literal
 
-from zenovay import ids, shared_cache, store
+from zenovay import ids
+from zenovay.infra import shared_cache, store
 from zenovay.models import Website
 
 WEBSITE_CACHE_SECONDS = 60

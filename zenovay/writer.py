@@ -23,7 +23,8 @@ from collections.abc import Sequence
 
 from django.db import DatabaseError, InterfaceError, OperationalError
 
-from zenovay import db, ingest, payload
+from zenovay import ingest, payload
+from zenovay.infra import db
 
 log = logging.getLogger("zenovay.writer")
 MAX_BATCH = 500

@@ -25,7 +25,8 @@ from typing import Any, Protocol
 from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import BaseChannelLayer, channel_layers
 
-from zenovay import metrics, store
+from zenovay import metrics
+from zenovay.infra import store
 from zenovay.push import timing
 
 log = logging.getLogger("zenovay.push")

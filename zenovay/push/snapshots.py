@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from zenovay import db, metrics, store
+from zenovay import metrics
+from zenovay.infra import db, store
 from zenovay.models import Website
 from zenovay.push import timing
 from zenovay.push.hub import group_name

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 
-from zenovay import store
+from zenovay.infra import store
 from zenovay.push import timing
 from zenovay.push.hub import group_name
 from zenovay.push.loops import LoopState, here, take_changed

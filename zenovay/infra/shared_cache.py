@@ -16,7 +16,7 @@ from django.core.cache import DEFAULT_CACHE_ALIAS, BaseCache, caches
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from zenovay.store import breaker
+from zenovay.infra.store import breaker
 
 _backend: BaseCache | None = None
 
