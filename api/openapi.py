@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 
 from api.errors import CODES
+from zenovay import endpoints
 
 Schema = dict[str, Any]
 
@@ -607,25 +608,23 @@ RESPONSES: dict[str, Schema] = {
 
 @dataclass(frozen=True, slots=True)
 class ReadEndpoint:
-    name: str
-    path: str
-    parameter: str
+    """What the document says of a public read beyond its contract (zenovay.endpoints)."""
+
+    contract: endpoints.PublicEndpoint
     schema: str
-    ttl: int
-    per_minute: int
     summary: str
     description: str
     example: dict[str, Any]
 
+    @property
+    def parameter(self) -> str:
+        return "TrackingCode" if self.contract.id_kind == "trackingCode" else "WebsiteId"
+
 
 READ_ENDPOINTS: tuple[ReadEndpoint, ...] = (
     ReadEndpoint(
-        name="live",
-        path="/e/live/{trackingCode}",
-        parameter="TrackingCode",
+        contract=endpoints.endpoint("live"),
         schema="LiveSnapshot",
-        ttl=5,
-        per_minute=1000,
         summary="Live visitor count",
         description=(
             "Visitors online now: distinct visitors with any event in the last 5 minutes. "
@@ -634,12 +633,8 @@ READ_ENDPOINTS: tuple[ReadEndpoint, ...] = (
         example=LIVE_EXAMPLE,
     ),
     ReadEndpoint(
-        name="realtime",
-        path="/e/realtime/{websiteId}",
-        parameter="WebsiteId",
+        contract=endpoints.endpoint("realtime"),
         schema="RealtimeSnapshot",
-        ttl=10,
-        per_minute=500,
         summary="Real-time analytics",
         description=(
             "Visitors and pageviews now and today (with the change against yesterday's "
@@ -648,12 +643,8 @@ READ_ENDPOINTS: tuple[ReadEndpoint, ...] = (
         example=REALTIME_EXAMPLE,
     ),
     ReadEndpoint(
-        name="stats",
-        path="/e/stats/{trackingCode}",
-        parameter="TrackingCode",
+        contract=endpoints.endpoint("stats"),
         schema="StatsSnapshot",
-        ttl=30,
-        per_minute=500,
         summary="Visitor statistics",
         description=(
             "Visitors now, today, this week and this month, and session figures (bounce "
@@ -663,12 +654,8 @@ READ_ENDPOINTS: tuple[ReadEndpoint, ...] = (
         example=STATS_EXAMPLE,
     ),
     ReadEndpoint(
-        name="status",
-        path="/e/{trackingCode}/status",
-        parameter="TrackingCode",
+        contract=endpoints.endpoint("status"),
         schema="StatusSnapshot",
-        ttl=60,
-        per_minute=100,
         summary="Tracking status",
         description="Whether tracking is active for a website, and when it last saw an event.",
         example=STATUS_EXAMPLE,
@@ -678,18 +665,18 @@ READ_ENDPOINTS: tuple[ReadEndpoint, ...] = (
 
 def _read_operation(endpoint: ReadEndpoint) -> Schema:
     cache_control = {
-        "description": f"The body may be served from a cache for {endpoint.ttl} seconds.",
+        "description": f"The body may be served from a cache for {endpoint.contract.ttl} seconds.",
         "required": True,
-        "schema": {"type": "string", "const": f"public, max-age={endpoint.ttl}"},
+        "schema": {"type": "string", "const": f"public, max-age={endpoint.contract.ttl}"},
     }
     parameters = [ref("parameters", endpoint.parameter)]
-    if endpoint.name == "stats":
+    if endpoint.contract.name == "stats":
         parameters.append(ref("parameters", "Period"))
     parameters.append(ref("parameters", "IfNoneMatch"))
     responses: Schema = {
         "200": {
             "description": (
-                f"The figures. Within {endpoint.ttl} s every request for the same id gets "
+                f"The figures. Within {endpoint.contract.ttl} s every request for the same id gets "
                 "this identical body"
                 + (" (same `timestamp`)" if "timestamp" in endpoint.example else "")
                 + ", across all server processes."
@@ -717,7 +704,7 @@ def _read_operation(endpoint: ReadEndpoint) -> Schema:
             },
         },
     }
-    if endpoint.name == "stats":
+    if endpoint.contract.name == "stats":
         responses["400"] = {
             **ref("responses", "BadRequest"),
             "description": "`period` is not today, week or month.",
@@ -729,19 +716,19 @@ def _read_operation(endpoint: ReadEndpoint) -> Schema:
         "503": ref("responses", "Unavailable"),
     }
     return {
-        "operationId": f"get{endpoint.name.title()}",
+        "operationId": f"get{endpoint.contract.name.title()}",
         "tags": ["Read"],
         "summary": endpoint.summary,
         "description": (
             f"{endpoint.description}\n\n"
-            f"Cached for {endpoint.ttl} s; at most {endpoint.per_minute} requests a minute "
-            "per client IP. Also answers `HEAD` (headers only) and CORS preflight `OPTIONS`; "
-            "a trailing slash is the same endpoint."
+            f"Cached for {endpoint.contract.ttl} s; at most {endpoint.contract.per_minute} "
+            "requests a minute per client IP. Also answers `HEAD` (headers only) and CORS "
+            "preflight `OPTIONS`; a trailing slash is the same endpoint."
         ),
         "parameters": parameters,
         "responses": responses,
-        "x-cache-ttl-seconds": endpoint.ttl,
-        "x-rate-limit-per-minute": endpoint.per_minute,
+        "x-cache-ttl-seconds": endpoint.contract.ttl,
+        "x-rate-limit-per-minute": endpoint.contract.per_minute,
     }
 
 
@@ -881,7 +868,7 @@ handshake or closed at once with code 4404.
 @functools.lru_cache(maxsize=4)
 def _build(public_url: str) -> Schema:
     paths: Schema = {
-        endpoint.path: {"get": _read_operation(endpoint)} for endpoint in READ_ENDPOINTS
+        endpoint.contract.path: {"get": _read_operation(endpoint)} for endpoint in READ_ENDPOINTS
     }
     paths["/e/collect"] = {"post": COLLECT_OPERATION}
     return {
@@ -921,7 +908,3 @@ def _serialized(public_url: str) -> bytes:
 def document_json() -> bytes:
     """The document as UTF-8 JSON, serialized once per public URL."""
     return _serialized(settings.ZENOVAY_PUBLIC_URL)
-
-
-def read_endpoint(name: str) -> ReadEndpoint:
-    return next(endpoint for endpoint in READ_ENDPOINTS if endpoint.name == name)

@@ -22,7 +22,7 @@ from api.decorators import (
     valid_id,
 )
 from api.errors import is_api_path, json_error
-from zenovay import ids, metrics, payload, sites
+from zenovay import endpoints, metrics, payload, sites
 from zenovay.infra import db, health
 
 
@@ -110,8 +110,10 @@ def _answer(snapshot: Mapping[str, object] | None) -> HttpResponse:
     return JsonResponse(snapshot)
 
 
-def read_endpoint(name: str, ttl: int, per_minute: int, is_valid, variant=None):
-    """The decorator stack every public read endpoint shares, outermost first."""
+def read_endpoint(name: str, variant=None):
+    """The decorator stack every public read endpoint shares, outermost first; its TTL,
+    limit and kind of id come from the one table of public endpoints."""
+    contract = endpoints.endpoint(name)
 
     def decorate(view):
         for decorator in reversed(
@@ -122,9 +124,9 @@ def read_endpoint(name: str, ttl: int, per_minute: int, is_valid, variant=None):
                 cors,
                 json_errors,
                 allow_methods("GET", "HEAD"),
-                rate_limited(name, per_minute),
-                valid_id(is_valid, NOT_FOUND),
-                cached(name, ttl, variant),
+                rate_limited(name, contract.per_minute),
+                valid_id(contract.is_valid_id, NOT_FOUND),
+                cached(name, contract.ttl, variant),
             ]
         ):
             view = decorator(view)
@@ -140,17 +142,17 @@ def _period(request: HttpRequest) -> str:
         return ""
 
 
-@read_endpoint("live", ttl=5, per_minute=1000, is_valid=ids.is_tracking_code)
+@read_endpoint("live")
 async def live(request: HttpRequest, ident: str) -> HttpResponse:
     return _answer(await db.run(_live, ident))
 
 
-@read_endpoint("realtime", ttl=10, per_minute=500, is_valid=ids.is_website_id)
+@read_endpoint("realtime")
 async def realtime(request: HttpRequest, ident: str) -> HttpResponse:
     return _answer(await db.run(_realtime, ident))
 
 
-@read_endpoint("stats", ttl=30, per_minute=500, is_valid=ids.is_tracking_code, variant=_period)
+@read_endpoint("stats", variant=_period)
 async def stats(request: HttpRequest, ident: str) -> HttpResponse:
     period = _period(request)
     if period not in metrics.PERIODS:
@@ -158,6 +160,6 @@ async def stats(request: HttpRequest, ident: str) -> HttpResponse:
     return _answer(await db.run(_stats, ident, period))
 
 
-@read_endpoint("status", ttl=60, per_minute=100, is_valid=ids.is_tracking_code)
+@read_endpoint("status")
 async def status(request: HttpRequest, ident: str) -> HttpResponse:
     return _answer(await db.run(_status, ident))

@@ -20,7 +20,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 
 from widgets import fragments
-from zenovay import metrics, push, sites
+from zenovay import endpoints, metrics, push, sites
 from zenovay.infra import db
 from zenovay.models import Website
 
@@ -29,7 +29,10 @@ SCRIPT_MAX_AGE = 86400  # a day: long enough for caches, short enough to ship fi
 
 Kind = Literal["live", "dashboard"]
 # The TTLs of /e/live and /e/realtime: the iframes' fragments are the same numbers as HTML.
-TTL: dict[Kind, int] = {"live": 5, "dashboard": 10}
+TTL: dict[Kind, int] = {
+    "live": endpoints.endpoint("live").ttl,
+    "dashboard": endpoints.endpoint("realtime").ttl,
+}
 THEMES = ("light", "dark", "auto")
 DEFAULT_LABEL = "visitors online"
 LABEL_MAX = 60
