@@ -14,7 +14,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 
 from api.errors import json_error
-from zenovay import clientinfo
+from zenovay import clientinfo, conditional
 from zenovay.infra import store
 
 log = logging.getLogger("zenovay.api")
@@ -167,7 +167,7 @@ def _pack(response: HttpResponse) -> bytes:
 def _unpack(request: HttpRequest, packed: bytes, ttl: int) -> HttpResponse:
     head, _, body = packed.partition(b"\n")
     status, *computed, etag = head.decode().split(" ")  # no time: packed by an older version
-    if status == "200" and etag in _if_none_match(request):
+    if status == "200" and conditional.etag_matches(request, etag):
         response = HttpResponseNotModified()
     else:
         response = HttpResponse(
@@ -184,8 +184,3 @@ def _unpack(request: HttpRequest, packed: bytes, ttl: int) -> HttpResponse:
         age = math.floor(time.time() - float(computed[0])) if computed else 0
         response["Age"] = str(min(max(age, 0), ttl))
     return response
-
-
-def _if_none_match(request: HttpRequest) -> set[str]:
-    header = request.headers.get("If-None-Match", "")
-    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}

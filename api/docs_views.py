@@ -18,6 +18,7 @@ from api import openapi
 from api.decorators import allow_methods, cors
 from api.errors import CODES
 from api.v1 import openapi as external_openapi
+from zenovay import conditional
 
 CACHE_CONTROL = f"public, max-age={openapi.DOC_MAX_AGE}"
 
@@ -29,7 +30,7 @@ async def openapi_json(request: HttpRequest) -> HttpResponse:
     """GET /e/openapi.json: the OpenAPI 3.1 document, cacheable, readable from any origin."""
     body = openapi.document_json()
     etag = '"' + hashlib.blake2b(body, digest_size=10).hexdigest() + '"'
-    if etag in {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}:
+    if conditional.etag_matches(request, etag):
         response: HttpResponse = HttpResponseNotModified()
     else:
         response = HttpResponse(

@@ -20,7 +20,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 
 from widgets import fragments
-from zenovay import endpoints, metrics, push, sites
+from zenovay import conditional, endpoints, metrics, push, sites
 from zenovay.infra import db
 from zenovay.models import Website
 
@@ -63,7 +63,7 @@ def strip_script(source: bytes) -> bytes:
 
 def serve_script(request: HttpRequest, name: str, *, strip: bool = False) -> HttpResponse:
     body, etag = _script(name, strip)
-    if request.headers.get("If-None-Match") == etag:
+    if conditional.etag_matches(request, etag):
         response: HttpResponse = HttpResponseNotModified()
     else:
         response = HttpResponse(body, content_type="text/javascript; charset=utf-8")
