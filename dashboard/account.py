@@ -13,9 +13,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
+from dashboard.forms import ApiKeyForm
 from dashboard.views import owner_required
 from zenovay import access, apikeys
-from zenovay.forms import ApiKeyForm
 from zenovay.models import ApiKey
 
 

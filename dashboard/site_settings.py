@@ -23,9 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from dashboard.views import owner_required
-from zenovay import access, snippets
-from zenovay.forms import (
+from dashboard.forms import (
     DeleteWebsiteForm,
     GoalForm,
     InviteForm,
@@ -33,6 +31,8 @@ from zenovay.forms import (
     WebsiteForm,
     zone_names,
 )
+from dashboard.views import owner_required
+from zenovay import access, snippets
 from zenovay.models import Goal, Invitation, Membership, SharedLink, Website
 
 
