@@ -76,8 +76,8 @@ async def answer(
     )
     try:
         ignored = await _record(body, client)
-    except IngestError as exc:
-        return _error(exc.status, exc.message)
+    except IngestError as exc:  # it carries its own code: bad_request, forbidden, ...
+        return _json(exc.status, {"error": exc.code, "message": exc.message})
     except DatabaseError:
         return _error(503, "The analytics database is unavailable; try again soon.", **_RETRY)
     if ignored:
