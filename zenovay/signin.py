@@ -43,9 +43,9 @@ import math
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -56,13 +56,9 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.forms import AuthenticationForm
 from django.db import connections
 from django.http import HttpRequest
-from redis.exceptions import RedisError
 
 from zenovay import clientinfo
 from zenovay.infra import shared_cache
-from zenovay.infra.store import breaker
-
-T = TypeVar("T")
 
 WINDOW_SECONDS = 15 * 60
 LOCK_SECONDS = 15 * 60
@@ -107,12 +103,14 @@ class LoginThrottle:
         if wait > 0:
             return wait
         for counter in self.counters:
-            count = _cached(_increment, counter.attempts)
+            count = shared_cache.call(_increment, counter.attempts)
             if count is None:
                 return 0
             self.counted.append((counter, count))
             if count > counter.limit:  # concurrent attempts went past it: nothing more is checked
-                _cached(shared_cache.backend().add, counter.lock, _lock_end(), LOCK_SECONDS)
+                shared_cache.call(
+                    shared_cache.backend().add, counter.lock, _lock_end(), LOCK_SECONDS
+                )
                 self.refund()
                 return self.wait_seconds() or LOCK_SECONDS
         return 0
@@ -120,15 +118,17 @@ class LoginThrottle:
     def wait_seconds(self) -> int:
         """How long until the last lock ends; 0 when not locked."""
         locks = [counter.lock for counter in self.counters]
-        ends = (_cached(shared_cache.backend().get_many, locks) or {}).values()
+        ends = (shared_cache.call(shared_cache.backend().get_many, locks) or {}).values()
         return max([math.ceil(end - time.time()) for end in ends] + [0])
 
     def failed(self) -> int:
         """A wrong password; the seconds to wait if it locked a counter, else 0."""
         for counter, count in self.counted:
             if count >= counter.limit:
-                _cached(shared_cache.backend().set, counter.lock, _lock_end(), LOCK_SECONDS)
-                _cached(shared_cache.backend().delete, counter.attempts)
+                shared_cache.call(
+                    shared_cache.backend().set, counter.lock, _lock_end(), LOCK_SECONDS
+                )
+                shared_cache.call(shared_cache.backend().delete, counter.attempts)
         return self.wait_seconds()
 
     def succeeded(self) -> int:
@@ -142,16 +142,16 @@ class LoginThrottle:
             return wait
         for counter, _ in self.counted:
             if counter.cleared_by_success:
-                _cached(shared_cache.backend().delete, counter.attempts)
+                shared_cache.call(shared_cache.backend().delete, counter.attempts)
             else:
-                _cached(_decrement, counter.attempts)
+                shared_cache.call(_decrement, counter.attempts)
         self.counted = []
         return 0
 
     def refund(self) -> None:
         """Take this attempt off the counts: its password was not checked, or was right."""
         for counter, _ in self.counted:
-            _cached(_decrement, counter.attempts)
+            shared_cache.call(_decrement, counter.attempts)
         self.counted = []
 
 
@@ -163,17 +163,6 @@ def canonical_username(username: str) -> str:
 
 def _lock_end() -> float:
     return time.time() + LOCK_SECONDS
-
-
-def _cached(call: Callable[..., T], *args: object) -> T | None:
-    """`call(*args)` on the cache, or None while it is down (the breaker warns once)."""
-    if breaker.open:
-        return None
-    try:
-        return call(*args)
-    except RedisError as exc:
-        breaker.trip(exc)
-        return None
 
 
 def _increment(key: str) -> int:

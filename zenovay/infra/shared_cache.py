@@ -10,13 +10,17 @@ own, so every request on the hot path would open (and drop) a Redis connection.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, BaseCache, caches
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from redis.exceptions import RedisError
 
 from zenovay.infra.store import breaker
+
+T = TypeVar("T")
 
 _backend: BaseCache | None = None
 
@@ -59,3 +63,15 @@ def delete_many(keys: list[str]) -> None:
         backend().delete_many(keys)
     except Exception as exc:
         breaker.trip(exc)
+
+
+def call(method: Callable[..., T], *args: object) -> T | None:
+    """`method(*args)` on the cache (a counter, a lock), or None while Redis is down: the
+    breaker skips it meanwhile and warns once, not once per call (sign-in counts with it)."""
+    if breaker.open:
+        return None
+    try:
+        return method(*args)
+    except RedisError as exc:
+        breaker.trip(exc)
+        return None
