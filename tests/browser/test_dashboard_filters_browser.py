@@ -13,8 +13,8 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, Route, expect
 
-from tests.test_dashboard import visit
-from tests.test_dashboard_browser import PASSWORD, screenshot, sign_in
+from tests.browser.test_dashboard_browser import PASSWORD, screenshot, sign_in
+from tests.dashboard.test_dashboard import visit
 from zenovay.models import Website
 from zenovay.owners import create_owner
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.test_ingest import body, client
+from tests.core.test_ingest import body, client
 from zenovay import ingest
 from zenovay.infra import store
 from zenovay.models import Event, Website

@@ -31,7 +31,7 @@ CHROMIUM = "/usr/bin/chromium"
 SHOP = "http://shop.example"
 PASSWORD = "pw-olivia-123"
 TIMEOUT_MS = 15_000
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 
 # --- A server whose snippets point at itself, and a browser

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests import test_widgets_browser as widgets_browser
-from tests.test_widgets_browser import (
+from tests.browser import test_widgets_browser as widgets_browser
+from tests.browser.test_widgets_browser import (
     CUSTOMER,
     PUSH_BUDGET,
     SCREENSHOTS,

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 import websockets
 
-from tests.test_hostile_input import parse_reply, read_all
+from tests.system.test_hostile_input import parse_reply, read_all
 from zenovay.models import Event, Website
 
 pytestmark = pytest.mark.django_db(transaction=True)

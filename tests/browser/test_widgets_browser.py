@@ -38,7 +38,7 @@ SHOP = "http://shop.example"
 PUSH_BUDGET = 2.0  # seconds from a visit to every open widget showing it
 LIVE_TTL = 5.0  # /e/live's cache TTL, the polling interval of the counter
 POLL_MARGIN = 3.0
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 
 def new_context(browser: Browser, **options) -> BrowserContext:

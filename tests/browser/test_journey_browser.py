@@ -15,8 +15,7 @@ import re
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.conftest import DESKTOP_UA
-from tests.test_dashboard_browser import (
+from tests.browser.test_dashboard_browser import (
     PASSWORD,
     SHOP,
     TIMEOUT_MS,
@@ -25,6 +24,7 @@ from tests.test_dashboard_browser import (
     shop_page,
     sign_in,
 )
+from tests.conftest import DESKTOP_UA
 from zenovay.models import Membership, Website
 from zenovay.owners import create_owner
 

@@ -17,8 +17,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils.deprecation import MiddlewareMixin
 
+from tests.core.test_ingest import body, client
 from tests.servers import ROOT, free_port
-from tests.test_ingest import body, client
 from zenovay import ingest, metrics, retention
 from zenovay.models import Event, Session
 

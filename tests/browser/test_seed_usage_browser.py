@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import DESKTOP_UA
-from tests.test_ingest import body, client
+from tests.core.test_ingest import body, client
 from zenovay import ingest
 
 pytestmark = pytest.mark.browser

@@ -11,7 +11,7 @@ import zipfile
 import pytest
 from django.utils import timezone
 
-from tests.test_dashboard import HTMX, fragment, page_url, visit
+from tests.dashboard.test_dashboard import HTMX, fragment, page_url, visit
 from zenovay.models import Website
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
-from tests.test_ingest import body, client
+from tests.core.test_ingest import body, client
 from widgets import consumers
 from zenovay import ingest, metrics, push
 from zenovay.asgi import application

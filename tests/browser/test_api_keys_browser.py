@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.test_dashboard_browser import PASSWORD, screenshot, sign_in
+from tests.browser.test_dashboard_browser import PASSWORD, screenshot, sign_in
 from zenovay import apikeys
 from zenovay.models import ApiKey
 from zenovay.owners import create_owner

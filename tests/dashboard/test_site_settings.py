@@ -19,7 +19,7 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from tests.test_dashboard import (
+from tests.dashboard.test_dashboard import (
     HTMX,
     _fresh_push_state,  # noqa: F401  (fixtures)
     _quick_rechecks,  # noqa: F401

@@ -10,7 +10,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.db import OperationalError
 
-from tests.test_ingest import body, client
+from tests.core.test_ingest import body, client
 from widgets import fragments
 from zenovay import ingest, push, sites
 from zenovay.models import Website

@@ -1,7 +1,7 @@
 """Aggregate maintenance (`aggregates.apply`), rebuilding from raw events, and pruning.
 
 `apply` is tested with hand-built `Recorded` batches, as ingest hands them over; the
-figures read from the result are in tests/test_aggregates_property.py.
+figures read from the result are in tests/core/test_aggregates_property.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.test_metrics import custom, engagement, pageview
+from tests.core.test_metrics import custom, engagement, pageview
 from zenovay import aggregates, metrics, reports, retention
 from zenovay.aggregates import Recorded, SessionState
 from zenovay.models import Event, FirstSeen, PeriodTally, Session, Tally, Website

@@ -15,7 +15,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from api.v1 import openapi
-from tests.test_dashboard import visit
+from tests.dashboard.test_dashboard import visit
 from zenovay import apikeys
 from zenovay.models import Membership, Website
 from zenovay.owners import create_owner

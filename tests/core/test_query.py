@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from tests.test_dashboard import visit
+from tests.dashboard.test_dashboard import visit
 from zenovay import metrics, query, reports
 from zenovay.models import Website
 

@@ -1,6 +1,6 @@
 """What a new owner reads first (issue 16, items 2, 4 and 5), without a browser: the change
 note of a brand-new site, country codes beside flags, the test snippet and the widget sizes.
-The same in Chromium: tests/test_first_hour_browser.py."""
+The same in Chromium: tests/browser/test_first_hour_browser.py."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def snapshot(today: int, change: float) -> RealtimeSnapshot:
 
 
 def test_a_site_with_no_visits_yesterday_does_not_claim_a_doubling():
-    # The contract's 100.0 when yesterday had none (tests/test_metrics.py).
+    # The contract's 100.0 when yesterday had none (tests/core/test_metrics.py).
     html = realtime_fragment(snapshot(today=3, change=100.0), "UTC")
     assert html.count("since midnight") == 2
     assert "vs. yesterday" not in html
