@@ -66,8 +66,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import psycopg
 from django.db import connection
+
+from zenovay.infra import pg
 
 QUARTER_US = 900_000_000
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -191,9 +192,14 @@ def website_zones(website_pks: Iterable[int]) -> dict[int, str]:
     writer then retries each event alone, when it is missing here."""
     pks = sorted(website_pks)
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            return dict(pg.run(cursor, _ZONES_PG, [pks]))
         sql = f"SELECT id, timezone FROM zenovay_website WHERE id IN {_list(pks)}"  # noqa: S608
         cursor.execute(sql, pks)
         return dict(cursor.fetchall())
+
+
+_ZONES_PG = "SELECT id, timezone FROM zenovay_website WHERE id = ANY(%s::bigint[])"
 
 
 TALLY_COLUMNS = (
@@ -429,24 +435,39 @@ class _Batch:
             return found
         for (pk, visitor, _), last in self.batch_sessions.items():
             found[(pk, visitor)].append(last)
-        pks = sorted({pk for pk, _ in self.starts})
-        visitors = sorted({visitor for _, visitor in self.starts})
         lo = (
             min(key[3] for key in self.seen if key[2] == SESSION_DAY) * 1_000_000
             - _micros_of(RETURNING_LOOKBACK)
             - 31 * 86_400_000_000
         )
-        adapt = connection.ops.adapt_datetimefield_value
-        cursor.execute(
-            "SELECT website_id, visitor, last_event_at FROM zenovay_session"  # noqa: S608
-            f" WHERE website_id IN {_list(pks)} AND visitor IN {_list(visitors)}"
-            " AND last_event_at >= %s",
-            [*pks, *visitors, adapt(EPOCH + dt.timedelta(microseconds=lo))],
-        )
-        for pk, visitor, last in cursor.fetchall():
+        since = EPOCH + dt.timedelta(microseconds=lo)
+        if connection.vendor == "postgresql":
+            starts = sorted(self.starts)
+            columns = [[pk for pk, _ in starts], [visitor for _, visitor in starts], since]
+            rows = pg.run(cursor, _EARLIER_SESSIONS_PG, columns)
+        else:
+            pks = sorted({pk for pk, _ in self.starts})
+            visitors = sorted({visitor for _, visitor in self.starts})
+            cursor.execute(
+                "SELECT website_id, visitor, last_event_at FROM zenovay_session"  # noqa: S608
+                f" WHERE website_id IN {_list(pks)} AND visitor IN {_list(visitors)}"
+                " AND last_event_at >= %s",
+                [*pks, *visitors, connection.ops.adapt_datetimefield_value(since)],
+            )
+            rows = cursor.fetchall()
+        for pk, visitor, last in rows:
             if (pk, visitor) in self.starts:
                 found[(pk, visitor)].append(micros(aware(last)))
         return found
+
+
+# One index range per visitor (website, visitor, last_event_at), whatever the planner's
+# statistics say: with IN lists it could scan every recent session of the website.
+_EARLIER_SESSIONS_PG = (
+    "SELECT g.w, g.v, s.last_event_at FROM unnest(%s::bigint[], %s::bigint[]) AS g(w, v)"
+    " CROSS JOIN LATERAL (SELECT last_event_at FROM zenovay_session"
+    " WHERE website_id = g.w AND visitor = g.v AND last_event_at >= %s) AS s"
+)
 
 
 def _micros_of(delta: dt.timedelta) -> int:
@@ -512,7 +533,7 @@ def _profile_rows(cursor, groups: list[tuple[int, int, int, int]]) -> list[tuple
         return []
     if connection.vendor == "postgresql":
         columns = [list(column) for column in zip(*groups, strict=True)]
-        return _bound(cursor, _PROFILE_ROWS_PG, columns)
+        return pg.run(cursor, _PROFILE_ROWS_PG, columns)
     found = []
     for chunk in _chunks(groups, CHUNK // 4):
         match = " OR ".join(
@@ -525,16 +546,6 @@ def _profile_rows(cursor, groups: list[tuple[int, int, int, int]]) -> list[tuple
         )
         found += cursor.fetchall()
     return found
-
-
-def _bound(cursor, sql: str, params: list, returns: bool = True) -> list:
-    """Run `sql` bound on the PostgreSQL server, in binary, on the caller's connection and
-    transaction. Django's cursors quote every value into the text of the statement, which
-    for arrays of thousands of values costs more CPU (here and in the server's parser)
-    than the database work itself."""
-    with psycopg.Cursor(cursor.connection) as bound:
-        bound.execute(sql, params, binary=True)
-        return bound.fetchall() if returns else []
 
 
 # Statements are composed from these fixed texts only; values always go as parameters.
@@ -597,7 +608,9 @@ def _insert(cursor, head: str, types: Sequence[str], rows: list[list], tail: str
     if connection.vendor == "postgresql":
         arrays = ", ".join(f"%s::{kind}[]" for kind in types)
         sql = f"{head} SELECT * FROM unnest({arrays}) {tail}"  # noqa: S608 - fixed texts
-        return _bound(cursor, sql, [list(column) for column in zip(*rows, strict=True)], returns)
+        return pg.run(
+            cursor, sql, [list(column) for column in zip(*rows, strict=True)], returns=returns
+        )
     found = []
     for chunk in _chunks(rows):
         params = [value for row in chunk for value in row]

@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from zenovay import aggregates, clientinfo, push, salts, sites
+from zenovay.infra import pg
 from zenovay.models import Event, Website
 from zenovay.payload import (
     MAX_BODY_BYTES,
@@ -187,6 +188,31 @@ _UPDATE_SESSION = (
     "UPDATE zenovay_session SET last_event_at = %s, pageviews = %s, custom_events = %s,"
     " exit_path = %s WHERE id = %s"
 )
+# PostgreSQL: one statement per batch, each prepared once per connection (zenovay.infra.pg).
+_LOCK_VISITORS_PG = (
+    "SELECT count(pg_advisory_xact_lock(k)) FROM"
+    " (SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) AS keys"
+)
+# The latest session of each (website, visitor): one index range each, whatever the
+# planner's statistics say (with IN lists it could scan every recent session of a site).
+_OPEN_SESSIONS_PG = (
+    f"SELECT s.id, g.w, g.v, {_SESSION_COLUMNS}"  # noqa: S608 - fixed texts
+    " FROM unnest(%s::bigint[], %s::bigint[]) AS g(w, v) CROSS JOIN LATERAL"
+    f" (SELECT id, {_SESSION_COLUMNS} FROM zenovay_session"
+    " WHERE website_id = g.w AND visitor = g.v AND last_event_at >= %s"
+    " ORDER BY last_event_at DESC LIMIT 1) AS s"
+)
+_UPDATE_SESSIONS_PG = (
+    "UPDATE zenovay_session AS s SET last_event_at = u.last_event_at,"
+    " pageviews = u.pageviews, custom_events = u.custom_events, exit_path = u.exit_path"
+    " FROM unnest(%s::timestamptz[], %s::integer[], %s::integer[], %s::text[], %s::bigint[])"
+    " AS u(last_event_at, pageviews, custom_events, exit_path, id) WHERE s.id = u.id"
+)
+_INSERT_SESSIONS_PG = (
+    f"INSERT INTO zenovay_session (website_id, visitor, {_SESSION_COLUMNS})"  # noqa: S608
+    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[],"
+    " %s::integer[], %s::integer[]" + ", %s::text[]" * 10 + ")"
+)
 
 
 def store(batch: Sequence[Pending]) -> list[tuple[Pending, _Session | None, _Session | None]]:
@@ -271,11 +297,7 @@ def _lock_visitors(cursor, batch: Sequence[Pending]) -> None:
     if connection.vendor != "postgresql":
         return
     keys = sorted({_lock_key(pending.website_pk, pending.visitor) for pending in batch})
-    cursor.execute(
-        "SELECT count(pg_advisory_xact_lock(k)) FROM"
-        " (SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) AS keys",
-        [keys],
-    )
+    pg.run(cursor, _LOCK_VISITORS_PG, [keys])
 
 
 def _lock_key(website_pk: int, visitor: int) -> int:
@@ -286,19 +308,24 @@ def _lock_key(website_pk: int, visitor: int) -> int:
 
 def _open_sessions(cursor, batch: Sequence[Pending]) -> dict[tuple[int, int], _Session]:
     """The latest session of each visitor of the batch that may still be open."""
-    websites = sorted({pending.website_pk for pending in batch})
-    visitors = sorted({pending.visitor for pending in batch})
     since = min(pending.ts for pending in batch) - SESSION_GAP
-    ops = connection.ops
-    cursor.execute(
-        f"SELECT id, website_id, visitor, {_SESSION_COLUMNS} FROM zenovay_session"  # noqa: S608
-        f" WHERE website_id IN ({', '.join(['%s'] * len(websites))})"
-        f" AND visitor IN ({', '.join(['%s'] * len(visitors))})"
-        " AND last_event_at >= %s ORDER BY last_event_at",
-        [*websites, *visitors, ops.adapt_datetimefield_value(since)],
-    )
+    if connection.vendor == "postgresql":
+        pairs = sorted({(pending.website_pk, pending.visitor) for pending in batch})
+        columns = [[pk for pk, _ in pairs], [visitor for _, visitor in pairs], since]
+        rows = pg.run(cursor, _OPEN_SESSIONS_PG, columns)
+    else:
+        websites = sorted({pending.website_pk for pending in batch})
+        visitors = sorted({pending.visitor for pending in batch})
+        cursor.execute(
+            f"SELECT id, website_id, visitor, {_SESSION_COLUMNS} FROM zenovay_session"  # noqa: S608
+            f" WHERE website_id IN ({', '.join(['%s'] * len(websites))})"
+            f" AND visitor IN ({', '.join(['%s'] * len(visitors))})"
+            " AND last_event_at >= %s ORDER BY last_event_at",
+            [*websites, *visitors, connection.ops.adapt_datetimefield_value(since)],
+        )
+        rows = cursor.fetchall()
     found: dict[tuple[int, int], _Session] = {}
-    for row in cursor.fetchall():
+    for row in rows:
         pk, website_pk, visitor, started, last, pageviews, custom, entry, exit_path, *facts = row
         found[(website_pk, visitor)] = _Session(  # ordered: the latest one wins
             id=pk,
@@ -391,10 +418,20 @@ def _write_sessions(cursor, sessions: dict[tuple[int, int], _Session]) -> None:
                     *session.facts,
                 ]
             )
+    if connection.vendor == "postgresql":  # one statement each, whatever the batch
+        if updates:
+            pg.run(cursor, _UPDATE_SESSIONS_PG, _columns(updates), returns=False)
+        if inserts:
+            pg.run(cursor, _INSERT_SESSIONS_PG, _columns(inserts), returns=False)
+        return
     if updates:
         cursor.executemany(_UPDATE_SESSION, updates)
     if inserts:
         cursor.executemany(_INSERT_SESSION, inserts)
+
+
+def _columns(rows: list[list]) -> list[list]:
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def _write_events(cursor, batch: Sequence[Pending]) -> None:
