@@ -1,10 +1,12 @@
 """Group commit: the events of concurrent collect requests are written together.
 
-A request hands its accepted event to `submit()` and waits. While the database thread is
-busy with one batch, the events that arrive meanwhile queue up; as soon as it is free they
-are written as the next batch, in one transaction (`ingest.store`). So under load a batch
-holds whatever came during one commit (up to `MAX_BATCH`), and alone an event is written
-at once: batching adds no waiting of its own. A request is answered only after its own
+A request hands its accepted event to `submit()` and waits. Up to `db.writers()` batches
+are written at once, each on its own connection, in one transaction (`ingest.store`). An
+event that finds a writer free starts a batch at once, with whatever else arrived in the
+same turn of the event loop; one that finds every writer busy queues up, and the queue is
+written as the next batch as soon as one is free. So under load a batch holds whatever
+came during one commit (up to `MAX_BATCH`), and alone an event is written at once:
+batching adds no waiting of its own. A request is answered only after its own
 batch has committed, so an acknowledged event is never lost.
 
 A batch that fails fails only its own requests. When the database is unreachable they all
@@ -34,6 +36,7 @@ class _Queue:
     def __init__(self) -> None:
         self.waiting: list[tuple[ingest.Pending, asyncio.Future[None]]] = []
         self.flushing: asyncio.Task[None] | None = None
+        self.wake: asyncio.Future[None] | None = None  # the flusher waits on it for arrivals
 
 
 _queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = weakref.WeakKeyDictionary()
@@ -49,19 +52,30 @@ async def submit(pending: ingest.Pending) -> None:
     queue.waiting.append((pending, done))
     if queue.flushing is None or queue.flushing.done():
         queue.flushing = loop.create_task(_flush(queue))
+    elif queue.wake is not None and not queue.wake.done():
+        queue.wake.set_result(None)
     await done
 
 
 async def _flush(queue: _Queue) -> None:
     """Write batches until nothing waits, up to `db.writers()` of them at once; the task
     ends then (a new one starts on demand)."""
-    await asyncio.sleep(0)  # requests that are ready in this turn of the loop join in
+    loop = asyncio.get_running_loop()
     writing: set[asyncio.Future[None]] = set()
-    while queue.waiting or writing:
+    while True:
+        await asyncio.sleep(0)  # requests that are ready in this turn of the loop join in
         while queue.waiting and len(writing) < db.writers():
             batch, queue.waiting = queue.waiting[:MAX_BATCH], queue.waiting[MAX_BATCH:]
             writing.add(asyncio.ensure_future(_write(batch)))
-        _, writing = await asyncio.wait(writing, return_when=asyncio.FIRST_COMPLETED)
+        if not writing:
+            return
+        waits: set[asyncio.Future[None]] = set(writing)
+        if len(writing) < db.writers():  # a writer is free: an arrival starts a batch
+            queue.wake = loop.create_future()
+            waits.add(queue.wake)
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        queue.wake = None
+        writing = {one for one in writing if not one.done()}
 
 
 async def _write(batch: Sequence[tuple[ingest.Pending, asyncio.Future[None]]]) -> None:
