@@ -13,13 +13,22 @@ import iptocc
 import ua_parser
 from crawlerdetect import CrawlerDetect
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 UNKNOWN_COUNTRIES = {"", "XX", "T1", "ZZ"}
 
 
+@functools.lru_cache(maxsize=4096)  # every request asks it of its peer and forwarded hops
 def is_trusted(ip: IPAddress) -> bool:
     return any(ip.version == net.version and ip in net for net in settings.ZENOVAY_TRUSTED_PROXIES)
+
+
+@receiver(setting_changed)
+def _proxies_changed(*, setting: str, **kwargs: object) -> None:
+    if setting == "ZENOVAY_TRUSTED_PROXIES":
+        is_trusted.cache_clear()
 
 
 @functools.lru_cache(maxsize=4096)  # every request parses its peer and forwarded addresses
