@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import types
 import urllib.request
 
 import pytest
@@ -63,6 +64,65 @@ async def test_an_event_alone_is_written_at_once(shop, batches):
     await writer.submit(pending(shop, "/alone"))
     assert batches == [1]
     assert await Event.objects.filter(path="/alone").aexists()
+
+
+class HeldStore:
+    """Stands in for `ingest.store` on threads of its own: each batch it is handed is kept
+    and held until `release` is set."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.release = threading.Event()
+
+    def __call__(self, batch):
+        self.batches.append([event.n for event in batch])
+        assert self.release.wait(10)
+        return [(event, None, None) for event in batch]
+
+
+@pytest.fixture
+def held(monkeypatch) -> HeldStore:
+    store = HeldStore()
+
+    async def write(fn, batch):
+        return await asyncio.to_thread(store, batch)
+
+    monkeypatch.setattr(writer.db, "write", write)
+    yield store
+    store.release.set()
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+def events(*numbers: int) -> list[types.SimpleNamespace]:
+    return [types.SimpleNamespace(n=n) for n in numbers]
+
+
+async def test_events_arriving_while_the_one_writer_is_busy_become_the_next_batch(
+    held, monkeypatch
+):
+    monkeypatch.setattr(writer.db, "writers", lambda: 1)
+    first = asyncio.ensure_future(writer.submit(events(0)[0]))
+    await until(lambda: held.batches == [[0]])
+    rest = asyncio.gather(*(writer.submit(event) for event in events(1, 2, 3)))
+    held.release.set()
+    await asyncio.wait_for(asyncio.gather(first, rest), 10)
+    assert held.batches == [[0], [1, 2, 3]]
+
+
+async def test_with_a_second_writer_free_arrivals_start_a_batch_at_once(held, monkeypatch):
+    monkeypatch.setattr(writer.db, "writers", lambda: 2)
+    first = asyncio.ensure_future(writer.submit(events(0)[0]))
+    await until(lambda: held.batches == [[0]])
+    rest = asyncio.gather(*(writer.submit(event) for event in events(1, 2, 3)))
+    await until(lambda: len(held.batches) == 2)  # while the first is still held
+    assert held.batches == [[0], [1, 2, 3]]
+    held.release.set()
+    await asyncio.wait_for(asyncio.gather(first, rest), 10)
 
 
 async def test_a_refused_batch_fails_only_the_event_that_caused_it(shop, monkeypatch):
