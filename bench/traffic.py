@@ -677,7 +677,7 @@ def ingest_worker(batches: int) -> dict[str, Any]:
 
     with (
         mock.patch.object(aggregates, "apply", counted),
-        mock.patch.object(ingest, "live", mock.Mock()),
+        mock.patch.object(ingest, "push", mock.Mock()),
     ):
         for _ in range(3):
             ingest.store(batch())  # warm
@@ -708,7 +708,7 @@ def collect_path_cost(website, batches: int) -> dict[str, float]:
     from unittest import mock
 
     from api import collect
-    from zenovay import aggregates, live
+    from zenovay import aggregates, push
 
     rng = random.Random(7)
     agents = [
@@ -750,7 +750,7 @@ def collect_path_cost(website, batches: int) -> dict[str, float]:
         return times
 
     with (
-        mock.patch.object(live, "ensure_ticker", lambda: None),
+        mock.patch.object(push, "ensure_ticker", lambda: None),
         mock.patch("django.conf.settings.ZENOVAY_COLLECT_PER_MINUTE", 0),
     ):
         times = asyncio.run(rounds())
