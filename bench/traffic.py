@@ -621,9 +621,9 @@ def ingest_worker(batches: int) -> dict[str, Any]:
     calls = {"n": 0}
     real = aggregates.apply
 
-    def counted(changes) -> None:
+    def counted(changes, zones=None) -> None:
         calls["n"] += 1
-        real(changes)
+        real(changes, zones)
 
     rng = random.Random(5)
     visitors = [rng.getrandbits(62) for _ in range(3000)]
@@ -665,7 +665,7 @@ def ingest_worker(batches: int) -> dict[str, Any]:
         for i in range(batches * 2):
             mode = "with" if i % 2 else "without"
             events = batch()
-            patch = mock.patch.object(aggregates, "apply", lambda changes: None)
+            patch = mock.patch.object(aggregates, "apply", lambda changes, zones=None: None)
             if mode == "without":
                 patch.start()
             began = time.perf_counter()
@@ -736,7 +736,7 @@ def collect_path_cost(website, batches: int) -> dict[str, float]:
         for i in range(batches * 2 + 2):
             mode = "with" if i % 2 else "without"
             calls = [request() for _ in range(100)]
-            patch = mock.patch.object(aggregates, "apply", lambda changes: None)
+            patch = mock.patch.object(aggregates, "apply", lambda changes, zones=None: None)
             if mode == "without":
                 patch.start()
             began = time.perf_counter()
