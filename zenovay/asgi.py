@@ -3,6 +3,7 @@ the collect fast path before it, Channels for the widgets' WebSockets."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -40,3 +41,10 @@ application = Guard(
         }
     )
 )
+
+# What exists now (Django, the apps, their modules) lives as long as the process: the
+# cyclic garbage collector need not scan it again, and young objects, nearly all freed by
+# reference counting, are collected less often. Under load (collect at 256 connections)
+# its full collections had paused the event loop for up to 180 ms at a time, about 1 s in 8.
+gc.freeze()
+gc.set_threshold(20_000, 20, 20)
