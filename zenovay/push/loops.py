@@ -21,19 +21,34 @@ _loops: dict[asyncio.AbstractEventLoop, LoopState] = {}
 def site_changed(website_pk: int) -> None:
     """Mark the site dirty and wake the tickers; called from any thread, after commit.
 
-    Only the first change since the ticker last took them wakes it (it takes them all)."""
+    Only a site's first change since the tickers last took them wakes them, and only
+    those with no push of it planned: one planned (due within a second, see Schedule)
+    takes the change with it then. A busy site commits hundreds of batches a second;
+    each used to wake the ticker for nothing."""
     with _lock:
-        first = not _dirty
+        if website_pk in _dirty:
+            return
         _dirty.add(website_pk)
-    if not first:
-        return
-    with _lock:
-        running = [(loop, state) for loop, state in _loops.items() if state.ticker]
+        running = [
+            (loop, state)
+            for loop, state in _loops.items()
+            if state.ticker and website_pk not in state.planned
+        ]
     for loop, state in running:
         try:
             loop.call_soon_threadsafe(state.wake.set)
         except RuntimeError:  # that loop has closed; here() forgets it
             continue
+
+
+def plan(state: LoopState, planned: set[int]) -> None:
+    """Publish the sites whose push `state`'s ticker has planned (on its loop). A change
+    that came while its site was planned, and is not any more, wakes the ticker now."""
+    with _lock:
+        state.planned = frozenset(planned)
+        missed = not _dirty <= planned
+    if missed:
+        state.wake.set()
 
 
 def take_changed() -> set[int]:
@@ -56,6 +71,7 @@ class LoopState:
         self.hub = Hub()
         self.wake = asyncio.Event()
         self.ticker: asyncio.Task | None = None
+        self.planned: frozenset[int] = frozenset()  # pushes the ticker will make anyway
         self.memo_locks: dict[int, asyncio.Lock] = {}
 
     def close(self) -> None:

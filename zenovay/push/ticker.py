@@ -1,9 +1,11 @@
 """The ticker: one task per event loop that pushes changed sites and refreshes watched ones.
 
 It pushes a changed site at once when it has viewers in any process, then at most once
-a second while changes keep coming, and refreshes every site with viewers here every few
-seconds, so live counts fall as visitors leave. Each Redis call it makes is bounded, and
-no failure ends it: it logs one line and tries again."""
+a second while changes keep coming. A changed site nobody watches is looked at again at
+most once a second too, so a first viewer's pushes begin within a second. It refreshes
+every site with viewers here every few seconds, so live counts fall as visitors leave.
+Each Redis call it makes is bounded, and no failure ends it: it logs one line and tries
+again."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import time
 from zenovay.infra import store
 from zenovay.push import timing
 from zenovay.push.hub import group_name
-from zenovay.push.loops import LoopState, here, take_changed
+from zenovay.push.loops import LoopState, here, plan, take_changed
 from zenovay.push.schedule import Schedule
 from zenovay.push.snapshots import push
 
@@ -26,7 +28,7 @@ class Ticker:
     """One loop's ticker; `run_ticker` calls its steps in order, once per wake-up."""
 
     def __init__(self, state: LoopState) -> None:
-        self.wake, self.hub = state.wake, state.hub
+        self.state, self.wake, self.hub = state, state.wake, state.hub
         self.backend, self.schedule = store.get_store(), Schedule()
         now = time.monotonic()
         self.next_tick, self.next_presence = now + timing.TICK_SECONDS, now
@@ -72,7 +74,8 @@ class Ticker:
         for pk in schedule.take_due(now):
             try:
                 if pk not in watched and not await backend.has_presence(group_name(pk)):
-                    continue  # nobody watches it anywhere
+                    schedule.pushed[pk] = now  # nobody watches it: look again in a second
+                    continue
                 if await push(pk):
                     schedule.pushed[pk] = time.monotonic()
                 else:  # another process pushed it just now, perhaps before this change
@@ -81,6 +84,10 @@ class Ticker:
                 # One line a try, not a traceback a second, while something is down.
                 log.warning("push failed, retrying in a second: %r", exc)
                 schedule.later(pk, now)
+
+    def publish_plan(self) -> None:
+        """Changes of sites already due need not wake the ticker (`loops.site_changed`)."""
+        plan(self.state, set(self.schedule.due))
 
     async def refresh(self, ticking: set[int]) -> None:
         for pk in ticking:
@@ -100,6 +107,7 @@ async def run_ticker() -> None:
         ticking = ticker.sites_to_refresh(now, watched)
         await ticker.keep_presence(now, watched, ticking)
         await ticker.push_due(now, watched)
+        ticker.publish_plan()
         await ticker.refresh(ticking)
 
 
