@@ -13,17 +13,13 @@ from typing import TYPE_CHECKING
 import pytest
 from django.core.cache import cache
 
+from tests.factories import DESKTOP_UA
 from tests.servers import ServerProcess, end_other_sessions, free_port, server_env
 from zenovay import push, salts, sites
 from zenovay.models import Website
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
-
-DESKTOP_UA = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36"
-)
 
 
 def _cancel_all_tasks_within_bounds(loop: asyncio.AbstractEventLoop) -> None:

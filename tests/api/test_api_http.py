@@ -8,7 +8,7 @@ import time
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.core.test_ingest import body, client
+from tests.factories import avisit, body, sender
 from zenovay import ingest
 from zenovay.infra import store
 from zenovay.models import Event, Website
@@ -37,11 +37,6 @@ def urls(website: Website) -> dict[str, str]:
         "stats": f"/e/stats/{website.tracking_code}",
         "status": f"/e/{website.tracking_code}/status",
     }
-
-
-@sync_to_async
-def visit(website: Website) -> None:
-    ingest.collect(body=body(website), client=client())
 
 
 KEYS = {
@@ -86,13 +81,13 @@ async def test_a_trailing_slash_is_the_same_endpoint(async_client, website, name
 
 
 async def test_live_counts_a_visitor_who_just_arrived(async_client, website):
-    await visit(website)
+    await avisit(website)
     response = await async_client.get(urls(website)["live"])
     assert response.json()["liveCount"] == 1
 
 
 async def test_status_reports_the_last_event(async_client, website):
-    await visit(website)
+    await avisit(website)
     data = (await async_client.get(urls(website)["status"])).json()
     assert data["active"] is True
     assert (data["tracking_code"], data["domain"]) == (website.tracking_code, "shop.example")
@@ -101,7 +96,7 @@ async def test_status_reports_the_last_event(async_client, website):
 
 async def test_within_the_ttl_every_request_gets_the_identical_body(async_client, website):
     first = await async_client.get(urls(website)["live"])
-    await visit(website)
+    await avisit(website)
     second = await async_client.get(urls(website)["live"])
     assert second.content == first.content
     assert second.json()["liveCount"] == 0  # still the cached answer
@@ -285,7 +280,7 @@ async def test_realtime_returns_a_forged_path_percent_encoded_never_as_markup(
 ):
     """The seed's updateDashboard writes topPages with innerHTML: a path must never be markup."""
     forged = 'https://shop.example/<img src=x onerror="alert(1)">'
-    await sync_to_async(ingest.collect)(body=body(website, url=forged), client=client())
+    await sync_to_async(ingest.collect)(body=body(website, url=forged), client=sender())
     stored = await Event.objects.filter(website=website).values_list("path", flat=True).aget()
     assert stored == "/%3Cimg%20src=x%20onerror=%22alert(1)%22%3E"
     response = await async_client.get(urls(website)["realtime"])

@@ -15,7 +15,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from api.v1 import openapi
-from tests.dashboard.test_dashboard import visit
+from tests.factories import visit
 from zenovay import apikeys
 from zenovay.models import Membership, Website
 from zenovay.owners import create_owner
@@ -26,10 +26,10 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def shop(owner) -> Website:
     website = Website.objects.create(domain="shop.example", name="Shop", owner=owner)
-    visit(website, "/", who=1)
-    visit(website, "/pricing", who=1)
-    visit(website, "/=HYPERLINK(1)", who=2)
-    visit(website, "/", who=2, type="event", name="signup", props={"plan": "pro"})
+    visit(website, "/", who=1, country="DE")
+    visit(website, "/pricing", who=1, country="DE")
+    visit(website, "/=HYPERLINK(1)", who=2, country="DE")
+    visit(website, "/", who=2, type="event", name="signup", props={"plan": "pro"}, country="DE")
     return website
 
 

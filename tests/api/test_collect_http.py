@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import DESKTOP_UA
+from tests.factories import DESKTOP_UA, payload
 from zenovay.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,17 +24,8 @@ def post(async_client):
     return post
 
 
-def pageview(website, **fields):
-    return {
-        "code": website.tracking_code,
-        "type": "pageview",
-        "url": "https://shop.example/",
-        **fields,
-    }
-
-
 async def test_a_beacon_with_text_plain_is_recorded(post, website):
-    response = await post(pageview(website), content_type="text/plain;charset=UTF-8")
+    response = await post(payload(website), content_type="text/plain;charset=UTF-8")
     assert response.status_code == 202
     assert response.json() == {"ok": True}
     assert await Event.objects.acount() == 1
@@ -43,7 +34,7 @@ async def test_a_beacon_with_text_plain_is_recorded(post, website):
 async def test_json_content_type_and_trailing_slash_work_too(async_client, website):
     response = await async_client.post(
         "/e/collect/",
-        pageview(website),
+        payload(website),
         content_type="application/json",
         headers={"User-Agent": DESKTOP_UA},
     )
@@ -51,20 +42,20 @@ async def test_json_content_type_and_trailing_slash_work_too(async_client, websi
 
 
 async def test_a_bot_gets_202_ignored(post, website):
-    response = await post(pageview(website), **{"User-Agent": "Googlebot/2.1"})
+    response = await post(payload(website), **{"User-Agent": "Googlebot/2.1"})
     assert (response.status_code, response.json()) == (202, {"ok": True, "ignored": "bot"})
     assert await Event.objects.acount() == 0
 
 
 async def test_do_not_track_gets_202_ignored(post, website):
-    response = await post(pageview(website), DNT="1")
+    response = await post(payload(website), DNT="1")
     assert response.json() == {"ok": True, "ignored": "do_not_track"}
 
 
 async def test_an_excluded_ip_gets_202_ignored(post, website):
     website.excluded_ips = "127.0.0.0/8"
     await website.asave()
-    response = await post(pageview(website))
+    response = await post(payload(website))
     assert response.json() == {"ok": True, "ignored": "excluded_ip"}
 
 
@@ -86,37 +77,35 @@ async def test_malformed_bodies_get_400(post, raw):
 
 
 async def test_a_wrong_field_type_gets_400(post, website):
-    error(await post(pageview(website, url=12)), 400, "bad_request")
-    error(await post(pageview(website, type="event", name=["x"])), 400, "bad_request")
+    error(await post(payload(website, url=12)), 400, "bad_request")
+    error(await post(payload(website, type="event", name=["x"])), 400, "bad_request")
 
 
 async def test_a_non_http_url_gets_400(post, website):
-    error(
-        await post(pageview(website, url="javascript:alert(1)//shop.example")), 400, "bad_request"
-    )
+    error(await post(payload(website, url="javascript:alert(1)//shop.example")), 400, "bad_request")
 
 
 async def test_a_foreign_host_gets_403(post, website):
-    error(await post(pageview(website, url="https://evil.example/")), 403, "forbidden")
+    error(await post(payload(website, url="https://evil.example/")), 403, "forbidden")
     assert await Event.objects.acount() == 0
 
 
 async def test_an_unknown_code_gets_404(post, website):
-    error(await post(pageview(website, code="ZV_AAAAAAAAAAA")), 404, "not_found")
+    error(await post(payload(website, code="ZV_AAAAAAAAAAA")), 404, "not_found")
 
 
 async def test_a_malformed_code_gets_404(post, website):
-    error(await post(pageview(website, code="<script>")), 404, "not_found")
+    error(await post(payload(website, code="<script>")), 404, "not_found")
 
 
 async def test_a_disabled_website_gets_404(post, website):
     website.enabled = False
     await website.asave()
-    error(await post(pageview(website)), 404, "not_found")
+    error(await post(payload(website)), 404, "not_found")
 
 
 async def test_a_body_over_4_kib_gets_413(post, website):
-    big = pageview(website, url="https://shop.example/?q=" + "a" * 5000)
+    big = payload(website, url="https://shop.example/?q=" + "a" * 5000)
     error(await post(big), 413, "payload_too_large")
     assert await Event.objects.acount() == 0
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import ipaddress
 import json
 from typing import Any
 
@@ -21,8 +20,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from api import openapi
-from tests.conftest import DESKTOP_UA
-from zenovay import ingest, payload
+from tests.factories import DESKTOP_UA, record, sender
+from zenovay import payload
 from zenovay.infra import store
 from zenovay.models import Website
 
@@ -145,47 +144,20 @@ VISITORS = [
 ]
 
 
-def _client(ip: str, country: str) -> ingest.Client:
-    return ingest.Client(ip=ipaddress.ip_address(ip), country=country, user_agent=DESKTOP_UA)
-
-
-def _send(website: Website, who: ingest.Client, now: dt.datetime | None = None, **fields) -> None:
-    data = {"code": website.tracking_code, "type": "pageview", **fields}
-    assert ingest.collect(body=json.dumps(data).encode(), client=who, now=now) is None
-
-
 @sync_to_async
 def make_traffic(website: Website) -> None:
     now = timezone.now()
     # Earlier visits: yesterday (for `change`) and days ago (a returning visitor).
-    _send(
-        website,
-        _client("203.0.113.5", "US"),
-        now - dt.timedelta(days=3),
-        url="https://shop.example/",
-    )
-    _send(
-        website,
-        _client("192.0.2.99", "FR"),
-        now - dt.timedelta(days=1),
-        url="https://shop.example/",
-    )
+    record(website, now - dt.timedelta(days=3), sender("203.0.113.5", country="US"))
+    record(website, now - dt.timedelta(days=1), sender("192.0.2.99", country="FR"))
     for ip, country, paths in VISITORS:
-        who = _client(ip, country)
+        who = sender(ip, country=country)
         for path in paths:
-            _send(
-                website, who, url=f"https://shop.example{path}", referrer="https://www.google.com/"
-            )
-    gb = _client("81.2.69.160", "GB")
-    _send(website, gb, type="engagement", url="https://shop.example/pricing", engagedMs=12500)
-    _send(
-        website,
-        _client("203.0.113.5", "US"),
-        type="event",
-        url="https://shop.example/features",
-        name="signup",
-        props={"plan": "pro", "seats": 3},
-    )
+            record(website, None, who, path, referrer="https://www.google.com/")
+    gb = sender("81.2.69.160", country="GB")
+    record(website, None, gb, "/pricing", kind="engagement", engagedMs=12500)
+    signup = {"name": "signup", "props": {"plan": "pro", "seats": 3}}
+    record(website, None, sender("203.0.113.5", country="US"), "/features", kind="event", **signup)
 
 
 # --- (a) The document itself

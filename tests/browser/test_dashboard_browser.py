@@ -10,7 +10,6 @@ Screenshots land in var/screenshots/ (not committed) for a person to look at.
 from __future__ import annotations
 
 import io
-import ipaddress
 import json
 import re
 import urllib.request
@@ -20,8 +19,7 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.conftest import DESKTOP_UA
-from zenovay import ingest
+from tests.factories import DESKTOP_UA, record
 from zenovay.models import Website
 from zenovay.owners import create_owner
 
@@ -81,12 +79,7 @@ def visitors_now(website: Website, count: int) -> None:
     """A few visitors browsing at this moment, from several countries and pages."""
     countries, paths = ["US", "DE", "GB", "FR", "IN", "JP"], ["/", "/pricing", "/docs", "/blog"]
     for n in range(count):
-        client = ingest.Client(
-            ip=ipaddress.ip_address(0x51000000 + n), country=countries[n % 6], user_agent=DESKTOP_UA
-        )
-        url = f"https://{website.domain}{paths[n % 4]}"
-        body = json.dumps({"code": website.tracking_code, "type": "pageview", "url": url})
-        assert ingest.collect(body=body.encode(), client=client) is None
+        record(website, None, n, paths[n % 4], country=countries[n % 6])
 
 
 def screenshot(page: Page, name: str) -> None:

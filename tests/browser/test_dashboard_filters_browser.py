@@ -14,7 +14,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, Route, expect
 
 from tests.browser.test_dashboard_browser import PASSWORD, screenshot, sign_in
-from tests.dashboard.test_dashboard import visit
+from tests.factories import visit
 from zenovay.models import Website
 from zenovay.owners import create_owner
 
@@ -25,7 +25,7 @@ def test_filtering_comparing_and_exporting(page: Page, base: str):
     owner = create_owner("olivia", PASSWORD)
     website = Website.objects.create(domain="shop.example", name="Shop", owner=owner)
     for who, path in ((1, "/"), (1, "/pricing"), (2, "/"), (3, "/docs"), (4, "/pricing")):
-        visit(website, path, who=who)
+        visit(website, path, who=who, country="DE")
     sign_in(page, base)
     page.goto(f"{base}/dashboard/{website.website_id}/")
     expect(page.locator("#zv-period-visitors")).to_have_text("4")
@@ -80,7 +80,7 @@ def test_a_refresh_asked_for_with_the_old_view_never_undoes_a_filter_click(page:
     owner = create_owner("olivia", PASSWORD)
     website = Website.objects.create(domain="shop.example", name="Shop", owner=owner)
     for who, path in ((1, "/"), (2, "/pricing"), (3, "/")):
-        visit(website, path, who=who)
+        visit(website, path, who=who, country="DE")
     sign_in(page, base)
     page.goto(f"{base}/dashboard/{website.website_id}/")
     expect(page.locator("#zv-period-visitors")).to_have_text("3")

@@ -11,8 +11,6 @@ developer's `python -m http.server` would serve it. Screenshots go to var/screen
 from __future__ import annotations
 
 import http.server
-import ipaddress
-import json
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,8 +18,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.conftest import DESKTOP_UA, OWNER_PASSWORD
-from zenovay import ingest
+from tests.conftest import OWNER_PASSWORD
+from tests.factories import record
 from zenovay.models import Event, Website
 from zenovay.owners import create_owner
 
@@ -85,12 +83,7 @@ def screenshot(page: Page, name: str) -> None:
 
 def visitors_now(website: Website, countries: list[str]) -> None:
     for n, country in enumerate(countries):
-        client = ingest.Client(
-            ip=ipaddress.ip_address(0x51000000 + n), country=country, user_agent=DESKTOP_UA
-        )
-        url = f"https://{website.domain}/docs/a-rather-long-page-path-{n}"
-        body = json.dumps({"code": website.tracking_code, "type": "pageview", "url": url})
-        assert ingest.collect(body=body.encode(), client=client) is None
+        record(website, None, n, f"/docs/a-rather-long-page-path-{n}", country=country)
 
 
 # --- Item 2: the install guide's test snippet counts a page served on this computer

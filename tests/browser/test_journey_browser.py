@@ -24,7 +24,7 @@ from tests.browser.test_dashboard_browser import (
     shop_page,
     sign_in,
 )
-from tests.conftest import DESKTOP_UA
+from tests.factories import DESKTOP_UA
 from zenovay.models import Membership, Website
 from zenovay.owners import create_owner
 

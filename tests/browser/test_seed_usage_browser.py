@@ -14,9 +14,7 @@ import json
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import DESKTOP_UA
-from tests.core.test_ingest import body, client
-from zenovay import ingest
+from tests.factories import DESKTOP_UA, record, sender
 
 pytestmark = pytest.mark.browser
 
@@ -117,11 +115,7 @@ def traffic(website):
         ("81.2.69.160", "GB", "/pricing", 60),
         ("5.9.0.1", "DE", "/", 30),
     ]:
-        ingest.collect(
-            body=body(website, url=f"https://shop.example{path}"),
-            client=ingest.Client(ip=client(ip).ip, country=country, user_agent=DESKTOP_UA),
-            now=now - dt.timedelta(seconds=ago),
-        )
+        record(website, now - dt.timedelta(seconds=ago), sender(ip, country=country), path)
     return website
 
 

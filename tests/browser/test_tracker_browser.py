@@ -26,7 +26,7 @@ from typing import TypeVar
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Request, sync_playwright
 
-from tests.conftest import DESKTOP_UA
+from tests.factories import DESKTOP_UA
 from zenovay.models import Event, Session, Website
 
 CHROMIUM = "/usr/bin/chromium"

@@ -9,8 +9,6 @@ polling and the visitor's events are real requests to the server of `live_url`.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
-import json
 import re
 import time
 from collections.abc import Iterator
@@ -26,8 +24,7 @@ from playwright.sync_api import (
     expect,
 )
 
-from tests.conftest import DESKTOP_UA
-from zenovay import ingest
+from tests.factories import DESKTOP_UA, record, sender
 from zenovay.models import Website
 
 pytestmark = pytest.mark.browser
@@ -485,11 +482,7 @@ def seed_traffic(website: Website, live: int = 23, earlier: int = 180) -> None:
 
 
 def send_pageview(website: Website, ip: str, country: str, path: str, when: dt.datetime) -> None:
-    payload = json.dumps(
-        {"code": website.tracking_code, "type": "pageview", "url": f"https://shop.example{path}"}
-    ).encode()
-    who = ingest.Client(ip=ipaddress.ip_address(ip), country=country, user_agent=DESKTOP_UA)
-    ingest.collect(body=payload, client=who, now=when)
+    record(website, when, sender(ip, country=country), path)
 
 
 GALLERY_CSS = """<style>

@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.core.test_metrics import custom, engagement, pageview
+from tests.factories import custom, engagement, pageview
 from zenovay import aggregates, metrics, reports, retention
 from zenovay.aggregates import Recorded, SessionState
 from zenovay.models import Event, FirstSeen, PeriodTally, Session, Tally, Website

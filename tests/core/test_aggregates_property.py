@@ -1,6 +1,6 @@
 """Every figure read from aggregates equals a brute-force computation from raw events.
 
-Random event streams go through the real write path (`ingest.record_event`) for three
+Random event streams go through the real write path (`ingest.collect`) for three
 websites (UTC, Asia/Kathmandu at +05:45, America/New_York with its DST change), over a
 few days that cross midnight, a Monday, the 1st of a month and a DST change, with session
 gaps, engagement-only and custom-only visitors. At checkpoints (every event recorded so
@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import ipaddress
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from unittest import mock
@@ -25,8 +23,8 @@ from django.db import transaction
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import DESKTOP_UA
-from zenovay import aggregates, filtered, ingest, metrics, query, reports
+from tests.factories import DESKTOP_UA, record, visitor
+from zenovay import aggregates, filtered, metrics, query, reports
 from zenovay.countries import country_name
 from zenovay.models import Event, Goal, Website
 
@@ -100,26 +98,13 @@ def streams(draw):
 
 
 def send(website: Website, event: Sent) -> None:
-    data: dict[str, object] = {
-        "code": website.tracking_code,
-        "type": event.kind,
-        "url": f"https://{website.domain}{event.path}{event.utm}",
-    }
-    if event.referrer:
-        data["referrer"] = event.referrer
+    fields: dict[str, object] = {"referrer": event.referrer} if event.referrer else {}
     if event.kind == "event":
-        data["name"] = event.name
+        fields["name"] = event.name
     if event.kind == "engagement":
-        data["engagedMs"] = 500
-    client = ingest.Client(
-        ip=ipaddress.ip_address(0x0A000000 + event.who),
-        country=event.country,
-        user_agent=AGENTS[event.who % 2],
-    )
-    payload = ingest.parse_payload(json.dumps(data).encode())
-    assert (
-        ingest.record_event(website=website, payload=payload, client=client, now=event.at) is None
-    )
+        fields["engagedMs"] = 500
+    who = visitor(event.who, event.country, AGENTS[event.who % 2])
+    record(website, event.at, who, f"{event.path}{event.utm}", kind=event.kind, **fields)
 
 
 # --- Brute force, from the stored events only

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import DESKTOP_UA
+from tests.factories import DESKTOP_UA, payload
 from zenovay.infra import store
 from zenovay.models import Event
 
@@ -33,7 +33,7 @@ def collect(client, website, *, address="203.0.113.7", origin=None, url="https:/
     headers = {"REMOTE_ADDR": address, "HTTP_USER_AGENT": DESKTOP_UA}
     if origin is not None:
         headers["HTTP_ORIGIN"] = origin
-    body = json.dumps({"code": website.tracking_code, "type": "pageview", "url": url})
+    body = json.dumps(payload(website, url=url))
     return client.post("/e/collect", body, content_type="text/plain", **headers)
 
 

@@ -7,7 +7,6 @@ import asyncio
 import json
 import threading
 import types
-import urllib.request
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -15,7 +14,7 @@ from django.db import DataError
 from django.db.models import Count
 from django.utils import timezone
 
-from tests.conftest import DESKTOP_UA
+from tests.factories import DESKTOP_UA, body, post_collect, sender
 from zenovay import ingest, payload, salts, writer
 from zenovay.models import Event, Session, Website
 
@@ -29,11 +28,10 @@ def shop(transactional_db) -> Website:
 
 
 def pending(website: Website, path: str, agent: str = DESKTOP_UA) -> ingest.Pending:
-    body = json.dumps(
-        {"code": website.tracking_code, "type": "pageview", "url": f"https://shop.example{path}"}
-    ).encode()
-    client = ingest.Client(ip=None, country="", user_agent=agent)
-    accepted = ingest.accept(website=website, payload=payload.parse_payload(body), client=client)
+    parsed = payload.parse_payload(body(website, "pageview", path))
+    accepted = ingest.accept(
+        website=website, payload=parsed, client=sender(None, country="", ua=agent)
+    )
     assert isinstance(accepted, ingest.Pending)
     return accepted
 
@@ -169,24 +167,12 @@ async def test_events_of_a_website_deleted_on_their_way_are_refused_and_not_stor
         "/kept1",
         "/kept2",
     ]
-    body = json.dumps({"code": other.tracking_code, "url": "https://other.example/"}).encode()
-    client = ingest.Client(ip=None, country="", user_agent=DESKTOP_UA)
+    raw = json.dumps({"code": other.tracking_code, "url": "https://other.example/"}).encode()
     with pytest.raises(payload.NotFound):  # the synchronous way in says the same
         await sync_to_async(ingest.record_event)(
-            website=other, payload=payload.parse_payload(body), client=client
+            website=other, payload=payload.parse_payload(raw), client=sender(None, country="")
         )
     assert await Event.objects.acount() == 3
-
-
-def post(url: str, code: str, agent: str, path: str) -> int:
-    body = json.dumps({"code": code, "type": "pageview", "url": f"https://shop.example{path}"})
-    request = urllib.request.Request(
-        url + "/e/collect",
-        data=body.encode(),
-        headers={"Content-Type": "text/plain", "User-Agent": agent},
-    )
-    with urllib.request.urlopen(request, timeout=20) as response:
-        return response.status
 
 
 @pytest.mark.faults
@@ -198,7 +184,9 @@ def test_first_pageviews_at_once_on_several_processes_open_one_session_per_visit
 
     def visit(server, agent: str, n: int) -> None:
         start.wait()
-        statuses.append(post(server.url, shop.tracking_code, agent, f"/page{n}"))
+        statuses.append(
+            post_collect(server.url, shop.tracking_code, f"/page{n}", ua=agent, timeout=20)
+        )
 
     threads = [
         threading.Thread(target=visit, args=(server, agent, n))

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 
 import pytest
 
-from tests.conftest import DESKTOP_UA
+from tests.factories import body, collect, sender
 from zenovay import ingest, payload, push, salts
 from zenovay.models import Event, Salt, Session
 
@@ -25,22 +24,8 @@ IPHONE = (
 )
 
 
-def client(ip: str = "81.2.69.160", ua: str = DESKTOP_UA, **kwargs) -> ingest.Client:
-    return ingest.Client(ip=ipaddress.ip_address(ip), country="GB", user_agent=ua, **kwargs)
-
-
-def body(website, **fields) -> bytes:
-    data = {"code": website.tracking_code, "type": "pageview", "url": "https://shop.example/"}
-    data.update(fields)
-    return json.dumps(data).encode()
-
-
-def send(website, now, *, who=None, **fields):
-    return ingest.collect(body=body(website, **fields), client=who or client(), now=now)
-
-
 def test_a_pageview_is_stored_with_path_device_and_country(website, now):
-    assert send(website, now, url="https://shop.example/pricing?x=1#top") is None
+    assert collect(website, now, url="https://shop.example/pricing?x=1#top") is None
     event = Event.objects.get()
     assert (event.type, event.path, event.hostname) == ("pageview", "/pricing", "shop.example")
     assert (event.country, event.device, event.browser, event.os) == (
@@ -53,14 +38,14 @@ def test_a_pageview_is_stored_with_path_device_and_country(website, now):
 
 
 def test_no_raw_ip_or_user_agent_is_stored(website, now):
-    send(website, now)
+    collect(website, now)
     stored = json.dumps([list(Event.objects.values()), list(Session.objects.values())], default=str)
     assert "81.2.69.160" not in stored
     assert "AppleWebKit" not in stored
 
 
 def test_utm_parameters_and_referrer_host_are_extracted(website, now):
-    send(
+    collect(
         website,
         now,
         url="https://shop.example/?utm_source=news&utm_medium=email&utm_campaign=spring",
@@ -73,12 +58,12 @@ def test_utm_parameters_and_referrer_host_are_extracted(website, now):
 
 
 def test_an_internal_referrer_is_not_a_referral(website, now):
-    send(website, now, referrer="https://shop.example/previous")
+    collect(website, now, referrer="https://shop.example/previous")
     assert Event.objects.get().referrer_host == ""
 
 
 def test_the_mobile_device_class_is_detected(website, now):
-    send(website, now, who=client(ua=IPHONE))
+    collect(website, now, who=sender(ua=IPHONE))
     assert Event.objects.get().device == "mobile"
 
 
@@ -86,30 +71,30 @@ def test_the_mobile_device_class_is_detected(website, now):
 
 
 def test_the_same_ip_and_agent_are_one_visitor(website, now):
-    send(website, now)
-    send(website, now + dt.timedelta(seconds=5), url="https://shop.example/b")
+    collect(website, now)
+    collect(website, now + dt.timedelta(seconds=5), url="https://shop.example/b")
     assert Event.objects.values("visitor").distinct().count() == 1
 
 
 def test_another_ip_or_agent_is_another_visitor(website, now):
-    send(website, now)
-    send(website, now, who=client(ip="81.2.69.161"))
-    send(website, now, who=client(ua=IPHONE))
+    collect(website, now)
+    collect(website, now, who=sender(ip="81.2.69.161"))
+    collect(website, now, who=sender(ua=IPHONE))
     assert Event.objects.values("visitor").distinct().count() == 3
 
 
 def test_the_same_person_on_two_websites_gets_unlinkable_ids(website, other_website, now):
-    send(website, now)
-    send(other_website, now, url="https://blog.example/")
+    collect(website, now)
+    collect(other_website, now, url="https://blog.example/")
     assert Event.objects.values("visitor").distinct().count() == 2
 
 
 def test_a_new_salt_period_gives_a_new_identity_and_retires_the_old_salt(website, now, settings):
     settings.ZENOVAY_SALT_ROTATION = "monthly"
-    send(website, now)
+    collect(website, now)
     first_salt = bytes(Salt.objects.get().secret)
     next_month = now + dt.timedelta(days=31)
-    send(website, next_month)
+    collect(website, next_month)
     visitors = list(Event.objects.order_by("ts").values_list("visitor", flat=True))
     assert visitors[0] != visitors[1]
     assert Salt.objects.count() == 1
@@ -117,9 +102,9 @@ def test_a_new_salt_period_gives_a_new_identity_and_retires_the_old_salt(website
 
 
 def test_the_salt_is_stable_within_a_period(website, now):
-    send(website, now)
+    collect(website, now)
     salts.forget_cached_salt()  # as another process would see it
-    send(website, now + dt.timedelta(days=2))
+    collect(website, now + dt.timedelta(days=2))
     assert Event.objects.values("visitor").distinct().count() == 1
 
 
@@ -143,9 +128,9 @@ def test_rotation_periods(rotation, a, b, same):
 
 
 def test_events_within_thirty_minutes_share_a_session(website, now):
-    send(website, now)
-    send(website, now + dt.timedelta(minutes=29), url="https://shop.example/a")
-    send(website, now + dt.timedelta(minutes=58), url="https://shop.example/b")
+    collect(website, now)
+    collect(website, now + dt.timedelta(minutes=29), url="https://shop.example/a")
+    collect(website, now + dt.timedelta(minutes=58), url="https://shop.example/b")
     session = Session.objects.get()
     assert session.pageviews == 3
     assert session.duration == 58 * 60
@@ -153,15 +138,15 @@ def test_events_within_thirty_minutes_share_a_session(website, now):
 
 
 def test_a_gap_over_thirty_minutes_starts_a_new_session(website, now):
-    send(website, now)
-    send(website, now + dt.timedelta(minutes=30, seconds=1))
+    collect(website, now)
+    collect(website, now + dt.timedelta(minutes=30, seconds=1))
     assert Session.objects.count() == 2
     assert sorted(Session.objects.values_list("pageviews", flat=True)) == [1, 1]
 
 
 def test_an_engagement_event_extends_the_session(website, now):
-    send(website, now)
-    send(website, now + dt.timedelta(seconds=42), type="engagement", engagedMs=41000)
+    collect(website, now)
+    collect(website, now + dt.timedelta(seconds=42), type="engagement", engagedMs=41000)
     session = Session.objects.get()
     assert session.duration == 42
     assert session.pageviews == 1
@@ -169,14 +154,14 @@ def test_an_engagement_event_extends_the_session(website, now):
 
 
 def test_a_lone_engagement_event_starts_no_session(website, now):
-    send(website, now, type="engagement", engagedMs=1000)
+    collect(website, now, type="engagement", engagedMs=1000)
     assert Session.objects.count() == 0
     assert Event.objects.get().type == "engagement"  # still counts as a live visitor
 
 
 def test_custom_events_count_in_the_session(website, now):
-    send(website, now)
-    send(website, now, type="event", name="signup", props={"plan": "pro", "seats": 3})
+    collect(website, now)
+    collect(website, now, type="event", name="signup", props={"plan": "pro", "seats": 3})
     session = Session.objects.get()
     assert (session.pageviews, session.custom_events) == (1, 1)
     event = Event.objects.get(type="event")
@@ -187,7 +172,7 @@ def test_a_stored_event_marks_the_site_changed_after_commit(
     website, now, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        send(website, now)
+        collect(website, now)
     assert website.pk not in push.take_changed()  # nothing before the commit
     for callback in callbacks:
         callback()
@@ -198,7 +183,7 @@ def test_an_ignored_event_does_not_mark_the_site_changed(
     website, now, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        send(website, now, who=client(ua=GOOGLEBOT))
+        collect(website, now, who=sender(ua=GOOGLEBOT))
     assert push.take_changed() == set()
 
 
@@ -215,7 +200,7 @@ def test_an_ignored_event_does_not_mark_the_site_changed(
     ],
 )
 def test_the_domain_and_its_subdomains_are_accepted(website, now, url):
-    assert send(website, now, url=url) is None
+    assert collect(website, now, url=url) is None
 
 
 @pytest.mark.parametrize(
@@ -223,52 +208,52 @@ def test_the_domain_and_its_subdomains_are_accepted(website, now, url):
 )
 def test_a_foreign_hostname_is_forbidden(website, now, url):
     with pytest.raises(payload.Forbidden):
-        send(website, now, url=url)
+        collect(website, now, url=url)
     assert Event.objects.count() == 0
 
 
 def test_an_extra_hostname_is_accepted(website, now):
     website.extra_hostnames = "shop-staging.test"
     website.save()
-    assert send(website, now, url="https://shop-staging.test/") is None
+    assert collect(website, now, url="https://shop-staging.test/") is None
 
 
 @pytest.mark.parametrize("ua", [GOOGLEBOT, HEADLESS, "", "curl/8.0"])
 def test_bots_and_headless_browsers_are_ignored(website, now, ua):
-    assert send(website, now, who=client(ua=ua)) == "bot"
+    assert collect(website, now, who=sender(ua=ua)) == "bot"
     assert Event.objects.count() == 0
 
 
 def test_do_not_track_is_honoured_when_the_website_asks(website, now):
-    assert send(website, now, who=client(do_not_track=True)) == "do_not_track"
+    assert collect(website, now, who=sender(do_not_track=True)) == "do_not_track"
     website.respect_dnt = False
     website.save()
-    assert send(website, now, who=client(do_not_track=True)) is None
+    assert collect(website, now, who=sender(do_not_track=True)) is None
     assert Event.objects.count() == 1
 
 
 def test_excluded_ip_ranges_are_ignored(website, now):
     website.excluded_ips = "81.2.69.0/24\n2001:db8::/32"
     website.save()
-    assert send(website, now) == "excluded_ip"
-    assert send(website, now, who=client(ip="2001:db8::5")) == "excluded_ip"
-    assert send(website, now, who=client(ip="81.2.70.1")) is None
+    assert collect(website, now) == "excluded_ip"
+    assert collect(website, now, who=sender(ip="2001:db8::5")) == "excluded_ip"
+    assert collect(website, now, who=sender(ip="81.2.70.1")) is None
 
 
 def test_a_disabled_website_is_not_found(website, now):
     website.enabled = False
     website.save()
     with pytest.raises(payload.NotFound):
-        send(website, now)
+        collect(website, now)
 
 
 def test_a_regenerated_code_stops_working_at_once(website, now):
     old = website.tracking_code
-    send(website, now)  # the lookup is cached now
+    collect(website, now)  # the lookup is cached now
     website.regenerate_tracking_code()
     with pytest.raises(payload.NotFound):
-        ingest.collect(body=body(website, code=old), client=client(), now=now)
-    assert send(website, now) is None
+        ingest.collect(body=body(website, code=old), client=sender(), now=now)
+    assert collect(website, now) is None
 
 
 # --- Payload validation
@@ -312,7 +297,7 @@ def test_a_malformed_code_is_not_found_without_a_query(code, django_assert_num_q
 
 
 def test_hostile_strings_are_stored_verbatim_but_without_nul(website, now):
-    send(
+    collect(
         website,
         now,
         type="event",
@@ -325,17 +310,17 @@ def test_hostile_strings_are_stored_verbatim_but_without_nul(website, now):
 
 
 def test_a_huge_engagement_time_is_capped_at_a_day(website, now):
-    send(website, now, type="engagement", engagedMs=10**12)
+    collect(website, now, type="engagement", engagedMs=10**12)
     assert Event.objects.get().engaged_ms == payload.MAX_ENGAGED_MS
 
 
 def test_making_a_past_periods_salt_keeps_the_current_one(website, now, settings):
     settings.ZENOVAY_SALT_ROTATION = "monthly"
-    send(website, now)
+    collect(website, now)
     current = bytes(Salt.objects.get().secret)
     salts.forget_cached_salt()
-    send(website, now - dt.timedelta(days=40))  # a backfill into last month
+    collect(website, now - dt.timedelta(days=40))  # a backfill into last month
     salts.forget_cached_salt()
     assert bytes(Salt.objects.get(period=salts.period_of(now)).secret) == current
-    send(website, now + dt.timedelta(minutes=1))
+    collect(website, now + dt.timedelta(minutes=1))
     assert Salt.objects.count() == 1  # the next current-period use retires the past one

@@ -7,15 +7,14 @@ write path. Each visitor number is its own IP address, hence its own visitor.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import re
 import zoneinfo
 
 import pytest
 
-from tests.conftest import DESKTOP_UA
-from zenovay import ingest, metrics
+from tests.factories import custom, engagement, pageview
+from zenovay import metrics
 from zenovay.models import Event, Website
 
 pytestmark = pytest.mark.django_db
@@ -38,39 +37,6 @@ def ago(seconds: float, now: dt.datetime = NOW) -> dt.datetime:
 def site(zone: str = "UTC") -> Website:
     slug = re.sub(r"[^a-z0-9]+", "-", zone.lower())
     return Website.objects.create(domain=f"{slug}.example", timezone=zone)
-
-
-def visitor(number: int, country: str = "US") -> ingest.Client:
-    ip = ipaddress.ip_address(0x0A000000 + number)  # 10.0.0.<number>
-    return ingest.Client(ip=ip, country=country, user_agent=DESKTOP_UA)
-
-
-def send(
-    website: Website,
-    when: dt.datetime,
-    who: int = 1,
-    *,
-    kind: str = "pageview",
-    path: str = "/",
-    country: str = "US",
-    **fields: object,
-) -> None:
-    data = {"code": website.tracking_code, "type": kind, "url": f"https://{website.domain}{path}"}
-    data.update(fields)
-    body = json.dumps(data).encode()
-    assert ingest.collect(body=body, client=visitor(who, country), now=when) is None
-
-
-def pageview(website: Website, when: dt.datetime, who: int = 1, **kwargs: object) -> None:
-    send(website, when, who, **kwargs)
-
-
-def engagement(website: Website, when: dt.datetime, who: int = 1, **kwargs: object) -> None:
-    send(website, when, who, kind="engagement", engagedMs=1000, **kwargs)
-
-
-def custom(website: Website, when: dt.datetime, who: int = 1, **kwargs: object) -> None:
-    send(website, when, who, kind="event", name="signup", **kwargs)
 
 
 def kinds(value: object) -> object:

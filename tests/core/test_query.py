@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from tests.dashboard.test_dashboard import visit
+from tests.factories import visit
 from zenovay import metrics, query, reports
 from zenovay.models import Website
 
@@ -26,13 +26,13 @@ def site(owner) -> Website:
 @pytest.fixture
 def traffic(site) -> Website:
     """Four visitors today: pages, a referrer, UTM tags, a custom event with properties."""
-    visit(site, "/", who=1)
-    visit(site, "/pricing", who=1)
-    visit(site, "/", who=2, referrer="https://news.example.org/x")
-    visit(site, "/blog/a?utm_source=mail&utm_medium=email&utm_campaign=launch", who=3)
-    visit(site, "/", who=4)
-    visit(site, "/", who=3, type="event", name="signup", props={"plan": "pro"})
-    visit(site, "/", who=4, type="event", name="signup", props={"plan": "free"})
+    visit(site, "/", who=1, country="DE")
+    visit(site, "/pricing", who=1, country="DE")
+    visit(site, "/", who=2, referrer="https://news.example.org/x", country="DE")
+    visit(site, "/blog/a?utm_source=mail&utm_medium=email&utm_campaign=launch", who=3, country="DE")
+    visit(site, "/", who=4, country="DE")
+    visit(site, "/", who=3, type="event", name="signup", props={"plan": "pro"}, country="DE")
+    visit(site, "/", who=4, type="event", name="signup", props={"plan": "free"}, country="DE")
     return site
 
 

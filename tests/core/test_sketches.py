@@ -7,15 +7,13 @@ visit's dimension from day tallies sealed once the day's visits have ended
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
-import json
 import random
 from collections import defaultdict
 
 import pytest
 
-from tests.conftest import DESKTOP_UA
-from zenovay import filtered, ingest, query, retention, sketches, visits
+from tests.factories import record
+from zenovay import filtered, query, retention, sketches, visits
 from zenovay.models import Event, Session, Sketch, SketchMark, VisitTally, Website
 
 pytestmark = pytest.mark.django_db
@@ -27,16 +25,6 @@ NOW = dt.datetime(2026, 3, 10, 11, 0, tzinfo=dt.UTC)  # 12:00 in Berlin
 @pytest.fixture
 def site(db) -> Website:
     return Website.objects.create(domain="shop.example", timezone="Europe/Berlin")
-
-
-def record(site: Website, at: dt.datetime, who: int, path: str = "/", **fields: object) -> None:
-    data = {"code": site.tracking_code, "type": "pageview", "url": f"https://shop.example{path}"}
-    data.update(fields)
-    client = ingest.Client(
-        ip=ipaddress.ip_address(0x51000000 + who), country="DE", user_agent=DESKTOP_UA
-    )
-    payload = ingest.parse_payload(json.dumps(data).encode())
-    assert ingest.record_event(website=site, payload=payload, client=client, now=at) is None
 
 
 def local(day: int, hour: int = 0, minute: int = 0, month: int = 3) -> dt.datetime:

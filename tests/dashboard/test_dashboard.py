@@ -7,7 +7,6 @@ its id answers 404 on the page, on every htmx fragment and on the dashboard sock
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import time
@@ -22,8 +21,9 @@ from django.test import Client
 from django.utils import timezone
 
 from dashboard import consumers
-from tests.conftest import DESKTOP_UA, OWNER_PASSWORD
-from zenovay import ingest, metrics, push, signin
+from tests.conftest import OWNER_PASSWORD
+from tests.factories import DESKTOP_UA, record, visit, visitor
+from zenovay import metrics, push, signin
 from zenovay.asgi import application
 from zenovay.infra import store
 from zenovay.models import Website
@@ -44,15 +44,6 @@ def site(owner) -> Website:
 def olivia(client, owner) -> Client:
     client.force_login(owner)
     return client
-
-
-def visit(website: Website, path: str = "/", who: int = 1, **fields: object) -> None:
-    data = {"code": website.tracking_code, "type": "pageview", "url": f"https://shop.example{path}"}
-    data.update(fields)
-    visitor = ingest.Client(
-        ip=ipaddress.ip_address(0x51000000 + who), country="DE", user_agent=DESKTOP_UA
-    )
-    assert ingest.collect(body=json.dumps(data).encode(), client=visitor) is None
 
 
 def page_url(website: Website, query: str = "") -> str:
@@ -111,7 +102,7 @@ def test_the_sign_in_form_signs_an_owner_in_and_goes_to_the_dashboard(client, ow
 
 def test_an_owner_sees_their_websites_with_live_counts(olivia, site, teammate):
     Website.objects.create(domain="tom.example", owner=teammate)
-    visit(site)
+    visit(site, country="DE")
 
     page = olivia.get("/dashboard/").content.decode()
 
@@ -146,7 +137,7 @@ FRAGMENTS = [("", None), ("?period=week", "zv-period"), ("", "zv-charts"), ("", 
 def test_someone_elses_website_is_not_found_on_the_page_and_every_fragment(
     request, client, site, who, query, target
 ):
-    visit(site)
+    visit(site, country="DE")
     client.force_login(request.getfixturevalue(who))
     headers = {"HTTP_HX_TARGET": target, **HTMX} if target else {}
 
@@ -165,7 +156,7 @@ def test_an_unknown_or_malformed_website_id_is_not_found(olivia, site, ident):
 
 
 def test_the_page_shows_the_realtime_panel_pushed_over_the_owners_socket(olivia, site):
-    visit(site, "/pricing")
+    visit(site, "/pricing", country="DE")
     page = olivia.get(page_url(site)).content.decode()
     assert f'ws-connect="/ws/dashboard/{site.website_id}"' in page
     assert re.search(r'id="zv-rt-live"[^>]*data-count="1"', page)
@@ -175,7 +166,7 @@ def test_the_page_shows_the_realtime_panel_pushed_over_the_owners_socket(olivia,
 
 
 def test_the_period_picker_fragment_has_only_the_chosen_period(olivia, site):
-    visit(site, "/pricing")
+    visit(site, "/pricing", country="DE")
 
     response = fragment(olivia, site, "zv-period", "?period=week")
 
@@ -195,29 +186,21 @@ def test_the_period_picker_falls_back_to_today(olivia, site):
 
 
 def test_the_page_opens_on_the_period_in_its_address(olivia, site):
-    visit(site)
+    visit(site, country="DE")
     html = olivia.get(page_url(site, "?period=month")).content.decode()
     assert re.search(r'aria-current="true">This month<', html)
     assert "<html" in html
 
 
 def test_breakdowns_list_pages_sources_places_devices_and_custom_events(olivia, site):
-    visit(site, "/pricing?utm_source=newsletter", referrer="https://news.ycombinator.com/x")
-    visit(site, "/docs", who=2)
-    ingest.collect(
-        body=json.dumps(
-            {
-                "code": site.tracking_code,
-                "type": "event",
-                "name": "signup",
-                "props": {"plan": "pro"},
-                "url": "https://shop.example/pricing",
-            }
-        ).encode(),
-        client=ingest.Client(
-            ip=ipaddress.ip_address("81.0.0.1"), country="DE", user_agent=DESKTOP_UA
-        ),
+    visit(
+        site,
+        "/pricing?utm_source=newsletter",
+        referrer="https://news.ycombinator.com/x",
+        country="DE",
     )
+    visit(site, "/docs", who=2, country="DE")
+    record(site, kind="event", path="/pricing", country="DE", name="signup", props={"plan": "pro"})
 
     html = fragment(olivia, site, "zv-period").content.decode()
 
@@ -232,7 +215,7 @@ def test_breakdowns_list_pages_sources_places_devices_and_custom_events(olivia, 
 
 
 def test_charts_are_inline_svg_with_24_hourly_and_30_daily_bars(olivia, site):
-    visit(site)
+    visit(site, country="DE")
     html = olivia.get(page_url(site)).content.decode()
 
     charts = dict(re.findall(r'<svg id="(chart-\w+)"(.*?)</svg>', html, re.S))
@@ -250,7 +233,7 @@ def test_charts_are_inline_svg_with_24_hourly_and_30_daily_bars(olivia, site):
 
 
 def test_the_charts_fragment_refreshes_by_itself(olivia, site):
-    visit(site)
+    visit(site, country="DE")
     html = fragment(olivia, site, "zv-charts").content.decode()
     assert 'id="zv-charts"' in html and 'hx-trigger="every 60s, zv:pushed from:body"' in html
     assert html.count('class="bar-v"') == 54 and "<html" not in html
@@ -278,7 +261,7 @@ def test_the_setup_status_keeps_polling_until_the_first_event(olivia, site):
     assert 'hx-trigger="every 3s"' in waiting.content.decode()
     assert "HX-Retarget" not in waiting
 
-    visit(site, "/first")
+    visit(site, "/first", country="DE")
     arrived = fragment(olivia, site, "zv-setup-status")
 
     html = arrived.content.decode()
@@ -297,22 +280,15 @@ PWN = "window.__pwned=1"
 
 def test_visitor_controlled_text_is_escaped_and_never_linked_unsafely(olivia, site):
     visit(site, f"/<script>{PWN}</script>?utm_source=<img src=x onerror={PWN}>",
-          referrer=f"https://<img src=x onerror={PWN}>/")  # fmt: skip
+          referrer=f"https://<img src=x onerror={PWN}>/", country="DE")  # fmt: skip
     visit(site, f"/javascript:{PWN}?utm_source=javascript:{PWN}", who=2,
-          referrer=f"https://javascript:{PWN}@evil.example/")  # fmt: skip
-    ingest.collect(
-        body=json.dumps(
-            {
-                "code": site.tracking_code,
-                "type": "event",
-                "name": f"<img src=x onerror={PWN}>",
-                "props": {f"<b>{PWN}</b>": f'"><script>{PWN}</script>'},
-                "url": "https://shop.example/",
-            }
-        ).encode(),
-        client=ingest.Client(
-            ip=ipaddress.ip_address("81.0.0.9"), country="", user_agent=DESKTOP_UA
-        ),
+          referrer=f"https://javascript:{PWN}@evil.example/", country="DE")  # fmt: skip
+    record(
+        site,
+        who=visitor(9, country=""),
+        kind="event",
+        name=f"<img src=x onerror={PWN}>",
+        props={f"<b>{PWN}</b>": f'"><script>{PWN}</script>'},
     )
 
     for html in (
@@ -772,7 +748,7 @@ def test_the_period_fragment_carries_the_headers_badge(olivia, site):
     badge = '<span id="zv-badge" hx-swap-oob="true" class="badge {}">{}<'
     html = fragment(olivia, site, "zv-period").content.decode()
     assert badge.format("wait", "No events yet") in html
-    visit(site)
+    visit(site, country="DE")
     html = fragment(olivia, site, "zv-period").content.decode()
     assert badge.format("on", "Active") in html
     page = olivia.get(page_url(site)).content.decode()
@@ -784,7 +760,7 @@ def test_times_on_the_page_are_in_the_websites_zone(olivia, site):
     site.save()
     waiting = olivia.get(page_url(site)).content.decode()
     assert re.search(r"checked at \d\d:\d\d:\d\d \+0545;", waiting)
-    visit(site)
+    visit(site, country="DE")
     html = olivia.get(page_url(site)).content.decode()
     assert re.search(r'<time datetime="[^"]+Z">\d\d:\d\d:\d\d \+0545</time>', html)
     assert " UTC" not in html
@@ -809,7 +785,7 @@ def test_the_pushed_panel_shows_its_time_in_the_websites_zone():
 def test_a_period_shows_the_dates_it_covers(olivia, site, period):
     site.timezone = "Pacific/Auckland"  # a day ahead of UTC for half of it
     site.save()
-    visit(site)
+    visit(site, country="DE")
     html = olivia.get(page_url(site, f"?period={period}")).content.decode()
     now = timezone.now()
     local = metrics.period_start(now, site, period).astimezone(ZoneInfo("Pacific/Auckland"))

@@ -11,7 +11,8 @@ import zipfile
 import pytest
 from django.utils import timezone
 
-from tests.dashboard.test_dashboard import HTMX, fragment, page_url, visit
+from tests.dashboard.test_dashboard import HTMX, fragment, page_url
+from tests.factories import visit
 from zenovay.models import Website
 
 pytestmark = pytest.mark.django_db
@@ -20,11 +21,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def site(owner) -> Website:
     website = Website.objects.create(domain="shop.example", name="Shop", owner=owner)
-    visit(website, "/", who=1)
-    visit(website, "/pricing", who=1)
-    visit(website, "/", who=2)
-    visit(website, "/docs", who=3)
-    visit(website, "/", who=3, type="event", name="signup", props={"plan": "pro"})
+    visit(website, "/", who=1, country="DE")
+    visit(website, "/pricing", who=1, country="DE")
+    visit(website, "/", who=2, country="DE")
+    visit(website, "/docs", who=3, country="DE")
+    visit(website, "/", who=3, type="event", name="signup", props={"plan": "pro"}, country="DE")
     return website
 
 

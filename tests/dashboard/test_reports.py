@@ -7,13 +7,12 @@ number is its own IP address, hence its own visitor.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 
 import pytest
 
-from tests.conftest import DESKTOP_UA
-from zenovay import ingest, metrics, reports
+from tests.factories import custom, record
+from zenovay import metrics, reports
 from zenovay.models import Website
 
 pytestmark = pytest.mark.django_db
@@ -36,29 +35,6 @@ def ago(**delta: float) -> dt.datetime:
 
 def site(zone: str = "UTC", domain: str = "shop.example") -> Website:
     return Website.objects.create(domain=domain, timezone=zone)
-
-
-def send(
-    website: Website,
-    when: dt.datetime,
-    who: int = 1,
-    *,
-    kind: str = "pageview",
-    path: str = "/",
-    country: str = "US",
-    agent: str = DESKTOP_UA,
-    **fields: object,
-) -> None:
-    data = {"code": website.tracking_code, "type": kind, "url": f"https://{website.domain}{path}"}
-    data.update(fields)
-    client = ingest.Client(
-        ip=ipaddress.ip_address(0x0A000000 + who), country=country, user_agent=agent
-    )
-    assert ingest.collect(body=json.dumps(data).encode(), client=client, now=when) is None
-
-
-def custom(website: Website, when: dt.datetime, who: int = 1, name: str = "signup", **kw) -> None:
-    send(website, when, who, kind="event", name=name, **kw)
 
 
 def counts(buckets: list[reports.Bucket]) -> dict[str, tuple[int, int]]:
@@ -90,13 +66,13 @@ def test_hourly_has_24_zero_filled_buckets_ending_with_the_current_hour():
 
 def test_hourly_counts_distinct_visitors_and_every_pageview_in_their_hour():
     website = site()
-    send(website, utc("2026-03-10 12:00:00"), who=1)
-    send(website, utc("2026-03-10 12:19:59"), who=1, path="/pricing")
-    send(website, utc("2026-03-10 12:05:00"), who=2)
-    send(website, utc("2026-03-10 11:59:59"), who=3)
-    send(website, utc("2026-03-09 13:00:00"), who=4)  # first instant of the oldest bucket
-    send(website, utc("2026-03-09 12:59:59"), who=5)  # older than 24 hours: left out
-    send(website, utc("2026-03-10 12:20:01"), who=6)  # after `now`: left out
+    record(website, utc("2026-03-10 12:00:00"), who=1)
+    record(website, utc("2026-03-10 12:19:59"), who=1, path="/pricing")
+    record(website, utc("2026-03-10 12:05:00"), who=2)
+    record(website, utc("2026-03-10 11:59:59"), who=3)
+    record(website, utc("2026-03-09 13:00:00"), who=4)  # first instant of the oldest bucket
+    record(website, utc("2026-03-09 12:59:59"), who=5)  # older than 24 hours: left out
+    record(website, utc("2026-03-10 12:20:01"), who=6)  # after `now`: left out
 
     assert counts(reports.hourly(website, NOW)) == {
         "13:00": (1, 1),
@@ -107,8 +83,8 @@ def test_hourly_counts_distinct_visitors_and_every_pageview_in_their_hour():
 
 def test_hourly_ignores_engagement_and_custom_events():
     website = site()
-    send(website, ago(minutes=5))
-    send(website, ago(minutes=4), kind="engagement", engagedMs=1000)
+    record(website, ago(minutes=5))
+    record(website, ago(minutes=4), kind="engagement", engagedMs=1000)
     custom(website, ago(minutes=3), who=2)
 
     assert counts(reports.hourly(website, NOW)) == {"12:00": (1, 1)}
@@ -116,8 +92,8 @@ def test_hourly_ignores_engagement_and_custom_events():
 
 def test_hourly_buckets_follow_local_hours_with_a_half_hour_offset():
     website = site("Asia/Kolkata")  # UTC+05:30: 12:20 UTC is 17:50 local
-    send(website, utc("2026-03-10 11:30:00"))  # 17:00 local
-    send(website, utc("2026-03-10 11:29:59"), who=2)  # 16:59 local
+    record(website, utc("2026-03-10 11:30:00"))  # 17:00 local
+    record(website, utc("2026-03-10 11:29:59"), who=2)  # 16:59 local
 
     buckets = reports.hourly(website, NOW)
 
@@ -129,8 +105,8 @@ def test_hourly_buckets_follow_local_hours_with_a_half_hour_offset():
 def test_hourly_labels_repeat_the_hour_that_a_dst_change_repeats():
     website = site("America/New_York")  # 2026-11-01 01:00-02:00 happens twice
     now = utc("2026-11-01 07:30:00")  # 02:30 EST
-    send(website, utc("2026-11-01 05:10:00"))  # 01:10 EDT
-    send(website, utc("2026-11-01 06:10:00"), who=2)  # 01:10 EST
+    record(website, utc("2026-11-01 05:10:00"))  # 01:10 EDT
+    record(website, utc("2026-11-01 06:10:00"), who=2)  # 01:10 EST
 
     buckets = reports.hourly(website, now)
 
@@ -157,12 +133,12 @@ def test_daily_has_30_zero_filled_days_ending_today():
 
 def test_daily_counts_distinct_visitors_per_local_day():
     website = site("America/New_York")  # UTC-4 after 2026-03-08
-    send(website, utc("2026-03-10 03:59:59"), who=1)  # Mar 9, 23:59 local
-    send(website, utc("2026-03-10 04:00:00"), who=1)  # Mar 10, 00:00 local
-    send(website, utc("2026-03-10 12:00:00"), who=1, path="/pricing")
-    send(website, utc("2026-03-10 12:10:00"), who=2)
-    send(website, utc("2026-02-09 05:00:00"), who=3)  # Feb 9 00:00 EST: oldest day
-    send(website, utc("2026-02-09 04:59:59"), who=4)  # Feb 8 local: left out
+    record(website, utc("2026-03-10 03:59:59"), who=1)  # Mar 9, 23:59 local
+    record(website, utc("2026-03-10 04:00:00"), who=1)  # Mar 10, 00:00 local
+    record(website, utc("2026-03-10 12:00:00"), who=1, path="/pricing")
+    record(website, utc("2026-03-10 12:10:00"), who=2)
+    record(website, utc("2026-02-09 05:00:00"), who=3)  # Feb 9 00:00 EST: oldest day
+    record(website, utc("2026-02-09 04:59:59"), who=4)  # Feb 8 local: left out
 
     buckets = reports.daily(website, NOW)
 
@@ -173,9 +149,9 @@ def test_daily_counts_distinct_visitors_per_local_day():
 def test_daily_days_around_a_dst_change_have_23_hours():
     website = site("Europe/Berlin")  # clocks jump 02:00 -> 03:00 on 2026-03-29
     now = utc("2026-03-30 10:00:00")
-    send(website, utc("2026-03-28 23:00:00"))  # Mar 29, 00:00 CET
-    send(website, utc("2026-03-29 21:59:59"), who=2)  # Mar 29, 23:59:59 CEST
-    send(website, utc("2026-03-29 22:00:00"), who=3)  # Mar 30, 00:00 CEST
+    record(website, utc("2026-03-28 23:00:00"))  # Mar 29, 00:00 CET
+    record(website, utc("2026-03-29 21:59:59"), who=2)  # Mar 29, 23:59:59 CEST
+    record(website, utc("2026-03-29 22:00:00"), who=3)  # Mar 30, 00:00 CEST
 
     buckets = reports.daily(website, now)
 
@@ -189,11 +165,11 @@ def test_daily_days_around_a_dst_change_have_23_hours():
 def test_pages_are_ranked_by_distinct_visitors_with_ties_by_path():
     website = site()
     for who in (1, 2, 3):
-        send(website, ago(minutes=who), who=who, path="/pricing")
-    send(website, ago(minutes=9), who=1, path="/pricing")  # again: still one visitor
-    send(website, ago(minutes=8), who=1, path="/b")
-    send(website, ago(minutes=7), who=2, path="/a")
-    send(website, ago(minutes=6), who=3, path="/B")
+        record(website, ago(minutes=who), who=who, path="/pricing")
+    record(website, ago(minutes=9), who=1, path="/pricing")  # again: still one visitor
+    record(website, ago(minutes=8), who=1, path="/b")
+    record(website, ago(minutes=7), who=2, path="/a")
+    record(website, ago(minutes=6), who=3, path="/B")
 
     rows = reports.breakdown(website, ago(hours=1), NOW, "page")
 
@@ -210,7 +186,7 @@ def test_pages_are_ranked_by_distinct_visitors_with_ties_by_path():
 def test_ties_are_ordered_by_code_point_on_every_database():
     website = site()
     for who, path in enumerate(["/ab", "/a-b", "/a_b", "/Ab", "/éa", "/za"], start=1):
-        send(website, ago(minutes=who), who=who, path=path)
+        record(website, ago(minutes=who), who=who, path=path)
 
     rows = reports.breakdown(website, ago(hours=1), NOW, "page")
 
@@ -221,8 +197,8 @@ def test_ties_are_ordered_by_code_point_on_every_database():
 def test_breakdown_keeps_to_the_limit_and_the_time_span():
     website = site()
     for who in range(1, 13):
-        send(website, ago(minutes=who), who=who, path=f"/p{who:02}")
-    send(website, ago(hours=2), who=20, path="/old")
+        record(website, ago(minutes=who), who=who, path=f"/p{who:02}")
+    record(website, ago(hours=2), who=20, path="/old")
 
     rows = reports.breakdown(website, ago(hours=1), NOW, "page")
     assert len(rows) == 10 and "/old" not in [r["value"] for r in rows]
@@ -234,10 +210,10 @@ def test_breakdown_keeps_to_the_limit_and_the_time_span():
 
 def test_countries_have_their_name_and_flag_and_unknown_is_left_out():
     website = site()
-    send(website, ago(minutes=1), who=1, country="DE")
-    send(website, ago(minutes=2), who=2, country="DE")
-    send(website, ago(minutes=3), who=3, country="GB")
-    send(website, ago(minutes=4), who=4, country="")
+    record(website, ago(minutes=1), who=1, country="DE")
+    record(website, ago(minutes=2), who=2, country="DE")
+    record(website, ago(minutes=3), who=3, country="GB")
+    record(website, ago(minutes=4), who=4, country="")
 
     rows = reports.breakdown(website, ago(hours=1), NOW, "country")
 
@@ -249,12 +225,12 @@ def test_countries_have_their_name_and_flag_and_unknown_is_left_out():
 
 def test_referrers_and_utm_sources_count_the_visitors_they_brought():
     website = site()
-    send(website, ago(minutes=1), who=1, referrer="https://www.google.com/search?q=x")
-    send(website, ago(minutes=2), who=2, referrer="https://news.ycombinator.com/item")
-    send(website, ago(minutes=3), who=3, referrer="https://google.com/")
-    send(website, ago(minutes=4), who=3, referrer="https://shop.example/")  # internal
-    send(website, ago(minutes=5), who=4, path="/?utm_source=newsletter&utm_medium=email")
-    send(website, ago(minutes=6), who=5, path="/?utm_source=newsletter")
+    record(website, ago(minutes=1), who=1, referrer="https://www.google.com/search?q=x")
+    record(website, ago(minutes=2), who=2, referrer="https://news.ycombinator.com/item")
+    record(website, ago(minutes=3), who=3, referrer="https://google.com/")
+    record(website, ago(minutes=4), who=3, referrer="https://shop.example/")  # internal
+    record(website, ago(minutes=5), who=4, path="/?utm_source=newsletter&utm_medium=email")
+    record(website, ago(minutes=6), who=5, path="/?utm_source=newsletter")
 
     since = ago(hours=1)
     assert values(reports.breakdown(website, since, NOW, "referrer")) == [
@@ -266,9 +242,9 @@ def test_referrers_and_utm_sources_count_the_visitors_they_brought():
 
 def test_devices_browsers_and_operating_systems():
     website = site()
-    send(website, ago(minutes=1), who=1)
-    send(website, ago(minutes=2), who=2, agent=IPHONE_UA)
-    send(website, ago(minutes=3), who=3, agent=FIREFOX_UA)
+    record(website, ago(minutes=1), who=1)
+    record(website, ago(minutes=2), who=2, ua=IPHONE_UA)
+    record(website, ago(minutes=3), who=3, ua=FIREFOX_UA)
 
     since = ago(hours=1)
     devices = reports.breakdown(website, since, NOW, "device")
@@ -290,7 +266,7 @@ def test_devices_browsers_and_operating_systems():
 
 def test_another_websites_traffic_is_not_counted():
     website, other = site(), site(domain="blog.example")
-    send(other, ago(minutes=1), path="/elsewhere")
+    record(other, ago(minutes=1), path="/elsewhere")
     custom(other, ago(minutes=1))
 
     since = ago(days=29)
@@ -312,7 +288,7 @@ def test_custom_events_count_firings_and_visitors_by_name():
     custom(website, ago(minutes=4), who=2, name="download")
     custom(website, ago(minutes=5), who=3, name="Download")
     custom(website, ago(hours=2), who=4, name="old")
-    send(website, ago(minutes=6), who=5)
+    record(website, ago(minutes=6), who=5)
 
     assert reports.custom_events(website, ago(hours=1), NOW) == [
         {"name": "signup", "count": 3, "visitors": 2},
@@ -347,12 +323,12 @@ def test_recent_events_show_their_props_as_text_newest_first():
 
 def test_period_figures_cover_today_the_week_and_the_month():
     website = site()
-    send(website, ago(minutes=1), who=1)  # today, in the live window
-    send(website, ago(hours=3), who=2)
-    send(website, ago(hours=3, minutes=-1), who=2, path="/pricing")
-    send(website, utc("2026-03-09 10:00:00"), who=3)  # Monday: this week
-    send(website, utc("2026-03-02 10:00:00"), who=4)  # last week, this month
-    send(website, utc("2026-02-27 10:00:00"), who=5)  # last month
+    record(website, ago(minutes=1), who=1)  # today, in the live window
+    record(website, ago(hours=3), who=2)
+    record(website, ago(hours=3, minutes=-1), who=2, path="/pricing")
+    record(website, utc("2026-03-09 10:00:00"), who=3)  # Monday: this week
+    record(website, utc("2026-03-02 10:00:00"), who=4)  # last week, this month
+    record(website, utc("2026-02-27 10:00:00"), who=5)  # last month
 
     figures = {p: reports.period_figures(website, p, NOW) for p in metrics.PERIODS}
 

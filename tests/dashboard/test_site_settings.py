@@ -29,8 +29,8 @@ from tests.dashboard.test_dashboard import (
     open_socket,
     page_url,
     session_headers,
-    visit,
 )
+from tests.factories import visit
 from zenovay import access, sites
 from zenovay.models import Goal, Invitation, Membership, SharedLink, Website
 
@@ -172,7 +172,7 @@ def test_regenerating_the_code_stops_the_old_snippet_at_once(olivia, site):
 
 
 def test_deleting_asks_for_the_domain_and_then_deletes_everything(olivia, site, vera):
-    visit(site)
+    visit(site, country="DE")
     wrong = delete_website(olivia, site, "shop")
     assert wrong.status_code == 400 and "Type shop.example to delete" in wrong.content.decode()
     assert Website.objects.filter(pk=site.pk).exists()
@@ -345,7 +345,7 @@ def make_link(client: Client, site: Website, password: str = "") -> str:
 
 
 def test_a_shared_link_shows_the_dashboard_signed_out_and_nothing_else(olivia, site, other_site):
-    visit(site, "/pricing")
+    visit(site, "/pricing", country="DE")
     link = make_link(olivia, site)
     assert link in olivia.get(settings_url(site)).content.decode()
 
@@ -430,12 +430,12 @@ async def test_a_shared_links_socket_is_live_until_the_link_is_revoked(site):
 
 def test_goals_show_converters_conversions_and_rate_for_the_period(olivia, site):
     for who in (1, 2, 3, 4):
-        visit(site, "/", who=who)
-    visit(site, "/blog/a", who=1)
-    visit(site, "/blog/b", who=1)
-    visit(site, "/blog/b", who=2)
+        visit(site, "/", who=who, country="DE")
+    visit(site, "/blog/a", who=1, country="DE")
+    visit(site, "/blog/b", who=1, country="DE")
+    visit(site, "/blog/b", who=2, country="DE")
     for who in (3, 3):
-        visit(site, "/", who=who, type="event", name="signup", props={"plan": "pro"})
+        visit(site, "/", who=who, type="event", name="signup", props={"plan": "pro"}, country="DE")
     for kind, value in (("event", "signup"), ("page", "/blog/*"), ("page", "/nowhere")):
         assert add_goal(olivia, site, kind, value).status_code == 302
 
@@ -480,9 +480,13 @@ def test_a_goal_is_stored_as_pageviews_are_and_not_twice(olivia, site):
 
 
 def test_a_custom_events_properties_are_broken_down(olivia, site):
-    visit(site, "/", who=1, type="event", name="signup", props={"plan": "pro", "n": 2})
-    visit(site, "/", who=2, type="event", name="signup", props={"plan": "pro"})
-    visit(site, "/", who=2, type="event", name="signup", props={"plan": "<i>free</i>"})
+    visit(
+        site, "/", who=1, type="event", name="signup", props={"plan": "pro", "n": 2}, country="DE"
+    )
+    visit(site, "/", who=2, type="event", name="signup", props={"plan": "pro"}, country="DE")
+    visit(
+        site, "/", who=2, type="event", name="signup", props={"plan": "<i>free</i>"}, country="DE"
+    )
 
     html = fragment(olivia, site, "zv-period", "?period=today&event=signup").content.decode()
 

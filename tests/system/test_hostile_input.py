@@ -52,7 +52,7 @@ from hypothesis import strategies as st
 
 from api.errors import CODES
 from api.openapi import IGNORED_REASONS
-from tests.conftest import DESKTOP_UA
+from tests.factories import DESKTOP_UA
 from zenovay import payload
 from zenovay.infra import store
 from zenovay.models import Event, Session, Website

@@ -17,18 +17,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils.deprecation import MiddlewareMixin
 
-from tests.core.test_ingest import body, client
+from tests.factories import record, sender
 from tests.servers import ROOT, free_port
-from zenovay import ingest, metrics, retention
+from zenovay import metrics, retention
 from zenovay.models import Event, Session
 
 pytestmark = pytest.mark.django_db
-
-
-def visit(website, when, ip="81.2.69.160", path="/"):
-    ingest.collect(
-        body=body(website, url=f"https://shop.example{path}"), client=client(ip=ip), now=when
-    )
 
 
 def snapshots(website, now):
@@ -44,7 +38,7 @@ def test_pruning_keeps_every_reported_figure_for_the_retained_period(website, no
     for days_ago in (400, 200, 90, 63, 40, 20, 6, 1, 0):
         for n in range(3):
             when = now - dt.timedelta(days=days_ago, minutes=n * 7)
-            visit(website, when, ip=f"81.2.69.{days_ago % 250 + n}", path=f"/p{n}")
+            record(website, when, who=sender(f"81.2.69.{days_ago % 250 + n}"), path=f"/p{n}")
     before = snapshots(website, now)
     deleted_events, deleted_sessions = retention.prune(before=retention.cutoff(now, days=62))
     assert deleted_events == 12 and deleted_sessions == 12
@@ -55,8 +49,8 @@ def test_pruning_keeps_every_reported_figure_for_the_retained_period(website, no
 
 def test_a_session_that_goes_on_past_the_cutoff_is_kept(website, now):
     cut = now - dt.timedelta(days=62)
-    visit(website, cut - dt.timedelta(minutes=10))
-    visit(website, cut + dt.timedelta(minutes=10), path="/later")
+    record(website, cut - dt.timedelta(minutes=10))
+    record(website, cut + dt.timedelta(minutes=10), path="/later")
     retention.prune(before=cut)
     assert Session.objects.get().pageviews == 2
 
@@ -67,7 +61,7 @@ def test_retention_shorter_than_two_months_is_refused():
 
 
 def test_the_prune_command_reports_what_it_deleted(website, capsys):
-    visit(website, dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    record(website, dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
     call_command("prune")
     assert "Deleted 1 events and 1 sessions" in capsys.readouterr().out
 

@@ -13,7 +13,7 @@ import pytest
 import redis
 from websockets.sync.client import connect
 
-from tests.conftest import DESKTOP_UA
+from tests.factories import DESKTOP_UA, post_collect
 from tests.servers import ServerProcess, free_port, server_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -63,24 +63,11 @@ def get(url: str) -> tuple[int, Message, bytes]:
         return error.code, error.headers, error.read()
 
 
-def collect(base: str, website, path: str = "/") -> int:
-    body = json.dumps(
-        {"code": website.tracking_code, "type": "pageview", "url": f"https://shop.example{path}"}
-    ).encode()
-    request = urllib.request.Request(
-        base + "/e/collect",
-        data=body,
-        headers={"User-Agent": DESKTOP_UA, "Content-Type": "text/plain"},
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return response.status
-
-
 def test_an_event_collected_by_a_reaches_a_widget_connected_to_b(pair, website):
     a, b = pair
     with connect(b.url.replace("http", "ws") + f"/ws/live/{website.tracking_code}") as socket:
         assert json.loads(socket.recv(timeout=5))["liveCount"] == 0
-        assert collect(a.url, website) == 202
+        assert post_collect(a.url, website.tracking_code) == 202
         started = time.monotonic()
         while True:  # the first push may still be a tick; wait for the count to move
             message = json.loads(socket.recv(timeout=3))
@@ -92,7 +79,9 @@ def test_an_event_collected_by_a_reaches_a_widget_connected_to_b(pair, website):
 def test_the_cache_is_shared_between_processes(pair, website):
     a, b = pair
     status_a, headers_a, body_a = get(a.url + f"/e/{website.tracking_code}/status")
-    assert collect(b.url, website) == 202  # would change last_event if B recomputed
+    assert (
+        post_collect(b.url, website.tracking_code) == 202
+    )  # would change last_event if B recomputed
     status_b, headers_b, body_b = get(b.url + f"/e/{website.tracking_code}/status")
     assert (status_a, status_b) == (200, 200)
     assert body_a == body_b
@@ -113,7 +102,9 @@ def test_rate_limits_are_counted_across_processes(pair, website):
 @pytest.mark.parametrize("server", [0, 1], ids=["daphne", "uvicorn"])
 def test_requests_reuse_the_processes_redis_connections(pair, website, server):
     base = pair[server].url
-    assert collect(base, website, "/warm-up") == 202  # first connections may open now
+    assert (
+        post_collect(base, website.tracking_code, "/warm-up") == 202
+    )  # first connections may open now
     opened = redis.Redis.from_url(SHARED_REDIS)
 
     def connections_so_far() -> int:
@@ -121,7 +112,7 @@ def test_requests_reuse_the_processes_redis_connections(pair, website, server):
 
     before = connections_so_far()
     for n in range(30):
-        assert collect(base, website, f"/page/{n}") == 202
+        assert post_collect(base, website.tracking_code, f"/page/{n}") == 202
         assert get(base + f"/e/live/{website.tracking_code}")[0] == 200
     # Not one per request (each had its own cache client, with a pool of its own).
     assert connections_so_far() - before < 10

@@ -14,9 +14,9 @@ from channels.testing import WebsocketCommunicator
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
-from tests.core.test_ingest import body, client
+from tests.factories import avisit, sender
 from widgets import consumers
-from zenovay import ingest, metrics, push
+from zenovay import metrics, push
 from zenovay.asgi import application
 from zenovay.infra import store
 
@@ -32,11 +32,6 @@ def _fresh_push_state():
     store.reset()
 
 
-@sync_to_async
-def visit(website, ip="81.2.69.160", path="/"):
-    ingest.collect(body=body(website, url=f"https://shop.example{path}"), client=client(ip=ip))
-
-
 async def connect(path: str) -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(application, path)
     connected, _ = await communicator.connect(timeout=5)
@@ -45,7 +40,7 @@ async def connect(path: str) -> WebsocketCommunicator:
 
 
 async def test_live_socket_sends_the_snapshot_on_connect(website):
-    await visit(website)
+    await avisit(website)
     ws = await connect(f"/ws/live/{website.tracking_code}")
     message = json.loads(await ws.receive_from(timeout=5))
     assert set(message) == {"liveCount", "timestamp"}
@@ -54,7 +49,7 @@ async def test_live_socket_sends_the_snapshot_on_connect(website):
 
 
 async def test_realtime_socket_sends_the_realtime_body(website):
-    await visit(website, path="/pricing")
+    await avisit(website, path="/pricing")
     ws = await connect(f"/ws/realtime/{website.website_id}")
     message = json.loads(await ws.receive_from(timeout=5))
     assert set(message) == {"visitors", "pageViews", "countries", "topPages", "timestamp"}
@@ -87,7 +82,7 @@ async def test_a_disabled_website_is_refused(website):
 async def test_a_new_event_is_pushed_within_a_couple_of_seconds(website):
     ws = await connect(f"/ws/live/{website.tracking_code}")
     assert json.loads(await ws.receive_from(timeout=5))["liveCount"] == 0
-    await visit(website)
+    await avisit(website)
     push.site_changed(website.pk)  # what on_commit does after a real request
     message = json.loads(await ws.receive_from(timeout=3))
     assert message["liveCount"] == 1
@@ -104,7 +99,7 @@ async def test_what_clients_send_is_ignored(website):
 
 
 async def test_the_iframe_socket_never_sends_markup_from_a_path(website):
-    await visit(website, path="/<img src=x onerror=alert(1)>")
+    await avisit(website, path="/<img src=x onerror=alert(1)>")
     ws = await connect(f"/ws/widgets/dashboard/{website.website_id}")
     html = await ws.receive_from(timeout=5)
     assert 'id="zv-live-visitors" hx-swap-oob="true"' in html
@@ -132,7 +127,7 @@ async def test_a_push_computes_the_snapshot_once_for_many_sockets(website, monke
     for ws in sockets:
         await ws.receive_from(timeout=5)
     push.stop_tickers()  # this test pushes by hand, so the ticker must not push first
-    await visit(website)
+    await avisit(website)
     computed = []
     original = metrics.realtime
     monkeypatch.setattr(
@@ -184,7 +179,7 @@ async def test_a_push_renders_each_kind_of_frame_once(website, monkeypatch):
         await ws.receive_from(timeout=5)
     push.stop_tickers()  # this test pushes by hand
     rendered.clear()
-    await visit(website)
+    await avisit(website)
 
     assert await push.push(website.pk)
 
@@ -202,7 +197,7 @@ async def test_a_change_held_back_by_another_process_push_is_pushed_after_it(web
     assert json.loads(await ws.receive_from(timeout=5))["liveCount"] == 0
     # Another server process has just pushed this site, before the visit below was stored.
     assert await store.get_store().try_lock(f"push:{website.pk}", push.timing.CHANGE_DELAY * 0.9)
-    await visit(website)
+    await avisit(website)
     push.site_changed(website.pk)
     message = json.loads(await ws.receive_from(timeout=5))
     assert message["liveCount"] == 1
@@ -216,7 +211,7 @@ async def test_a_socket_that_left_gets_nothing_and_the_hub_forgets_the_site(webs
         await ws.receive_from(timeout=5)
     await leaving.disconnect()
     assert push.local_viewers() == {website.pk}
-    await visit(website)
+    await avisit(website)
     push.site_changed(website.pk)
     assert json.loads(await staying.receive_from(timeout=5))["liveCount"] == 1
     await staying.disconnect()
@@ -292,7 +287,7 @@ def test_a_new_event_loop_gets_pushes_after_an_old_one_closed_with_sockets_open(
     async def follow_and_push(ip: str, visitors: int) -> None:
         ws = await connect(f"/ws/live/{website.tracking_code}")
         await ws.receive_from(timeout=5)
-        await visit(website, ip=ip)
+        await avisit(website, who=sender(ip))
         await push.push(website.pk)  # or the ticker, woken by the visit, pushes first
         while json.loads(await ws.receive_from(timeout=5))["liveCount"] != visitors:
             pass  # a refresh from before the visit

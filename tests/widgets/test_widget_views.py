@@ -10,9 +10,9 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.db import OperationalError
 
-from tests.core.test_ingest import body, client
+from tests.factories import sender, visit
 from widgets import fragments
-from zenovay import ingest, push, sites
+from zenovay import push, sites
 from zenovay.models import Website
 
 pytestmark = pytest.mark.django_db
@@ -26,10 +26,6 @@ def _fresh_snapshots():
     push.reset()
     yield
     push.reset()
-
-
-def visit(website: Website, path: str = "/", ip: str = "81.2.69.160") -> None:
-    ingest.collect(body=body(website, url=f"https://shop.example{path}"), client=client(ip=ip))
 
 
 def pages(website: Website) -> dict[str, str]:
@@ -204,7 +200,7 @@ def test_the_counter_page_shows_the_live_count_at_first_paint(client, website):
 
 def test_the_dashboard_page_shows_numbers_countries_and_pages_at_first_paint(client, website):
     visit(website, path="/pricing")
-    visit(website, path="/", ip="81.2.69.161")
+    visit(website, path="/", who=sender("81.2.69.161"))
 
     html = client.get(pages(website)["dashboard"]).content.decode()
 
