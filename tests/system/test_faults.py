@@ -15,12 +15,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -28,20 +25,27 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from tests.conftest import DESKTOP_UA
-from tests.servers import ROOT, ServerProcess, free_port, server_env
+from tests.factories import DESKTOP_UA, event_json
+from tests.servers import (
+    ROOT,
+    PostgresCluster,
+    RedisProcess,
+    ServerProcess,
+    Unavailable,
+    free_port,
+    server_env,
+)
+from tests.servers import private_redis as private_redis_process
 from zenovay.models import Event, Website
 
 pytestmark = pytest.mark.faults
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 # Proxies from the environment must not sit between the tests and 127.0.0.1.
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _visitors = iter(range(1, 10_000))
@@ -88,14 +92,10 @@ def http(
     )
 
 
-def pageview(code: str, path: str = "/") -> bytes:
-    return json.dumps(
-        {"code": code, "type": "pageview", "url": f"https://shop.example{path}"}
-    ).encode()
-
-
 def collect(base: str, code: str, path: str = "/", **kwargs) -> Answer:
-    return http(base + "/e/collect", data=pageview(code, path), **kwargs)
+    return http(
+        base + "/e/collect", data=json.dumps(event_json(code, "pageview", path)).encode(), **kwargs
+    )
 
 
 def read_urls(base: str, code: str, website_id: str) -> list[str]:
@@ -290,130 +290,13 @@ def pushes_resume(base: str, url: str, code: str, when: str) -> tuple[float, flo
 # --- Private Redis and PostgreSQL
 
 
-class RedisProcess:
-    """A throwaway redis-server on its own port: no persistence, so a restart forgets all."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 10.0) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        poll(self.ping, timeout, what="redis-server PING")
-
-    def ping(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"redis-server on port {self.port} exited")  # e.g. port taken
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
-                conn.sendall(b"PING\r\n")
-                return conn.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)  # ends a frozen one too
-            self.proc.wait(timeout=10)
-
-    def freeze(self) -> None:
-        """Redis hung, not dead (SIGSTOP): its port still accepts connections, but nothing
-        is answered; no error, no reset."""
-        assert self.proc is not None and self.proc.poll() is None
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-
-    @contextlib.contextmanager
-    def frozen(self) -> Iterator[None]:
-        """Frozen inside the block, thawed on the way out, also when the test fails (and
-        the fixture's kill() ends it in any case), so that the suite never hangs on it."""
-        self.freeze()
-        try:
-            yield
-        finally:
-            self.thaw()
-
-
-class PostgresCluster:
-    """A private PostgreSQL 15 cluster in a temporary directory, on its own port."""
-
-    def __init__(self) -> None:
-        if not (PG_BIN / "postgres").exists():
-            pytest.skip(f"PostgreSQL binaries not found in {PG_BIN}")
-        self.root = Path(tempfile.mkdtemp(prefix="zenovay-pg-"))
-        self.data = self.root / "data"
-        self.port = free_port()
-        self.running = False
-        if os.geteuid() == 0:  # postgres refuses to run as root
-            shutil.chown(self.root, "postgres", "postgres")
-            self._prefix = ["runuser", "-u", "postgres", "--"]
-        else:
-            self._prefix = []
-
-    def url(self, database: str) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
-
-    def _run(self, *args: str, timeout: float = 60.0) -> None:
-        result = subprocess.run(
-            [*self._prefix, *args], capture_output=True, text=True, timeout=timeout, check=False
-        )
-        assert result.returncode == 0, f"{args[0]} failed: {result.stdout}{result.stderr}"
-
-    def init(self) -> None:
-        self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
-                  "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")  # fmt: skip
-
-    def start(self) -> None:
-        # fsync=off: this cluster is thrown away; what is tested is the app, not the disk.
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c max_connections=50"
-        )
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"),
-                  "-w", "-t", "30", "-o", options, "start")  # fmt: skip
-        self.running = True
-
-    def stop(self, mode: str = "fast") -> None:
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "30",
-                  "stop")  # fmt: skip
-        self.running = False
-
-    def query(self, database: str, sql: str, *params: object) -> list[tuple]:
-        import psycopg
-
-        with psycopg.connect(self.url(database), connect_timeout=3, autocommit=True) as conn:
-            cursor = conn.execute(sql, params)
-            return cursor.fetchall() if cursor.description else []
-
-    def cleanup(self) -> None:
-        try:
-            # Also after a start that timed out: the postmaster may be up all the same.
-            if self.running or (self.data / "postmaster.pid").exists():
-                self.stop("immediate")
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-
 @pytest.fixture
 def private_redis() -> Iterator[RedisProcess]:
-    process = RedisProcess(free_port())
     try:
-        process.start()
-        yield process
-    finally:
-        process.kill()
+        with private_redis_process() as process:
+            yield process
+    except Unavailable as missing:
+        pytest.skip(str(missing))
 
 
 @pytest.fixture
@@ -438,7 +321,10 @@ def servers() -> Iterator[Callable[[dict[str, str]], ServerProcess]]:
 
 @pytest.fixture
 def postgres() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster()
+    try:
+        cluster = PostgresCluster()
+    except Unavailable as missing:
+        pytest.skip(str(missing))
     try:
         cluster.init()
         cluster.start()
