@@ -38,19 +38,19 @@ import sys
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from common import (
     BUSY_LOAD,
     ROOT,
-    SERVERS,
     Database,
+    Ratio,
     Site,
+    Table,
     WrkResult,
     code_version,
     ensure_venv,
+    epilogue,
     exit_on_sigterm,
-    format_table,
     manage,
     postgres_database,
     prepare,
@@ -64,8 +64,9 @@ from common import (
     sqlite_database,
     uptime,
     wait_idle,
-    write_json,
 )
+
+from tests.servers import SERVERS
 
 LUA_SCRIPT = Path(__file__).resolve().with_name("reads.lua")
 GOAL_RATIO = 0.8
@@ -201,12 +202,39 @@ def bench_store(
     return result
 
 
-def report(results: list[StoreResult], args: argparse.Namespace) -> list[str]:
-    print(
-        f"\nserver={args.server} db={args.db} seconds={args.seconds} "
-        f"connections={args.connections} wrk threads={args.threads} "
-        f"visitors/thread={args.visitors} cpus={os.cpu_count()}"
-    )
+def ratio_lines(result: StoreResult) -> list[Ratio]:
+    """Per endpoint: its 2xx/s over the empty view's, and the empty view's CPU per request
+    over the endpoint's, each beside the figures it divides."""
+    rps, cpu = result.baseline()
+    found = []
+    for r in result.runs:
+        if r.endpoint == "empty":
+            continue
+        ratio = r.ok_rps / rps if rps else 0.0
+        name = f"{result.store}/{r.endpoint}"
+        found.append(
+            Ratio(
+                f"{name} 2xx/s",
+                ratio,
+                f"{r.ok_rps:,.0f} 2xx/s",
+                f"empty {rps:,.0f} 2xx/s",
+                f">= {GOAL_RATIO:g}",
+                ratio >= GOAL_RATIO,
+            )
+        )
+        cpu_ratio = cpu / r.server_cpu_us if r.server_cpu_us else 0.0
+        found.append(
+            Ratio(
+                f"{name} cpu",
+                cpu_ratio,
+                f"empty {cpu:,.0f} µs/req",
+                f"{r.server_cpu_us:,.0f} µs/req",
+            )
+        )
+    return found
+
+
+def report(results: list[StoreResult], args: argparse.Namespace) -> int:
     header = ["store", "endpoint", "req/s", "2xx/s", "p50 ms", "p99 ms", "429", "errors",
               "cpu µs/req", "RSS MiB", "load"]  # fmt: skip
     rows = [
@@ -215,41 +243,57 @@ def report(results: list[StoreResult], args: argparse.Namespace) -> list[str]:
         for result in results
         for r in result.runs
     ]  # fmt: skip
-    print(format_table(header, rows))
-    problems = []
-    print()
-    ratio_rows = []
-    for result in results:
-        for endpoint, ratio in result.ratios().items():
-            ok = ratio["ratio_rps"] >= GOAL_RATIO
-            ratio_rows.append(
-                [result.store, endpoint, ratio["ratio_rps"], ratio["ratio_cpu"],
-                 "ok" if ok else f"BELOW {GOAL_RATIO:g}"]
-            )  # fmt: skip
-            if not ok:
-                problems.append(
-                    f"{result.store}/{endpoint}: ratio {ratio['ratio_rps']:.2f} < {GOAL_RATIO}"
-                )
-        for r in result.runs:
-            if r.errors or r.rate_limited:
-                problems.append(
-                    f"{result.store}/{r.endpoint}: {r.errors} errors, {r.rate_limited} 429s "
-                    f"{r.statuses}"
-                )
-    print(format_table(["store", "endpoint", "ratio 2xx/s", "ratio cpu", "verdict"], ratio_rows))
-    for result in results:
-        growth = result.runs[-1].server_rss_mib - result.rss_start_mib
-        print(
-            f"{result.store}: server RSS {result.rss_start_mib} MiB after start, "
-            f"{result.runs[-1].server_rss_mib} MiB at the end ({growth:+.1f} MiB)"
-        )
-    busy = [r for result in results for r in result.runs if r.load_before > BUSY_LOAD]
-    if busy:
-        print(
-            f"NOTE load average was above {BUSY_LOAD} before {len(busy)} of the runs: other "
+    ratios = [line for result in results for line in ratio_lines(result)]
+    problems = [
+        f"{line.name}: ratio {line.value:.2f} < {GOAL_RATIO}" for line in ratios if line.ok is False
+    ]
+    problems += [
+        f"{result.store}/{r.endpoint}: {r.errors} errors, {r.rate_limited} 429s {r.statuses}"
+        for result in results
+        for r in result.runs
+        if r.errors or r.rate_limited
+    ]
+    notes = [
+        f"{result.store}: server RSS {result.rss_start_mib} MiB after start, "
+        f"{result.runs[-1].server_rss_mib} MiB at the end "
+        f"({result.runs[-1].server_rss_mib - result.rss_start_mib:+.1f} MiB)"
+        for result in results
+    ]
+    if busy := [r for result in results for r in result.runs if r.load_before > BUSY_LOAD]:
+        notes.append(
+            f"load average was above {BUSY_LOAD} before {len(busy)} of the runs: other "
             "processes competed for the CPUs; the cpu ratio is the steadier figure"
         )
-    return problems
+    settings = {
+        "server": args.server,
+        "db": args.db,
+        "seconds": args.seconds,
+        "connections": args.connections,
+        "wrk_threads": args.threads,
+        "visitors_per_thread": args.visitors,
+    }
+    data = {
+        "results": [
+            {
+                "store": r.store,
+                "rss_start_mib": r.rss_start_mib,
+                "baseline_ok_rps": r.baseline()[0],
+                "ratios": r.ratios(),
+                "runs": [asdict(run) for run in r.runs],
+            }
+            for r in results
+        ]
+    }
+    return epilogue(
+        "bench/api.py",
+        settings=settings,
+        tables=[Table("runs", header, rows)],
+        ratios=ratios,
+        notes=notes,
+        problems=problems,
+        data=data,
+        json_path=args.json,
+    )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -297,34 +341,7 @@ def main(argv: list[str]) -> int:
                     results.append(bench_store(store, database, site, url, args))
             else:
                 results.append(bench_store(store, database, site, "", args))
-    print(f"machine: {uptime()}")
-    problems = report(results, args)
-    if args.json:
-        data: dict[str, Any] = {
-            "code": code_version(),
-            "server": args.server,
-            "db": args.db,
-            "seconds": args.seconds,
-            "connections": args.connections,
-            "wrk_threads": args.threads,
-            "visitors_per_thread": args.visitors,
-            "goal_ratio": GOAL_RATIO,
-            "cpus": os.cpu_count(),
-            "results": [
-                {
-                    "store": r.store,
-                    "rss_start_mib": r.rss_start_mib,
-                    "baseline_ok_rps": r.baseline()[0],
-                    "ratios": r.ratios(),
-                    "runs": [asdict(run) for run in r.runs],
-                }
-                for r in results
-            ],
-        }
-        write_json(args.json, data)
-    for line in problems:
-        print(f"PROBLEM {line}")
-    return 1 if problems else 0
+    return report(results, args)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Importing this module puts the project root first on sys.path instead of bench/ (where
 the script being run lives), so that bench/api.py does not shadow the `api` app and
-`tests.servers` can be imported.
+`tests.servers` can be imported: the servers and the private redis-server are started by
+the same launchers as the tests' (tests/servers.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -38,6 +38,14 @@ BUSY_LOAD = 0.5  # a 1-minute load average above this means something else is ru
 
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
 sys.path.insert(0, str(ROOT))
+
+from tests.servers import (  # noqa: E402  (the standard library only: fine before ensure_venv)
+    ServerProcess,
+    Unavailable,
+    free_port,
+    private_redis,
+    running,
+)
 
 
 def ensure_venv() -> None:
@@ -84,24 +92,6 @@ def code_version() -> str:
         text=True,
     ).stdout.strip()
     return (head or "unknown") + ("+changes" if dirty else "")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    """Until something accepts connections on 127.0.0.1:port."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing answered on port {port} within {timeout:.0f}s")
 
 
 # --- /proc
@@ -219,28 +209,11 @@ def redis_server(url: str = "") -> Iterator[str]:
         subprocess.run(["redis-cli", "-u", url, "FLUSHDB"], capture_output=True, check=False)
         yield url
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed (or pass --redis-url)")
-    port = free_port()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--maxclients", "20000", "--loglevel", "warning"]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            ping = subprocess.run(
-                ["redis-cli", "-p", str(port), "PING"], capture_output=True, text=True, check=False
-            )
-            if ping.stdout.strip() == "PONG":
-                break
-            time.sleep(0.05)
-        else:
-            raise SystemExit("private redis-server did not start")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        with private_redis("--maxclients", "20000") as process:
+            yield process.url
+    except Unavailable as missing:
+        raise SystemExit(f"{missing} (or pass --redis-url)") from None
 
 
 # --- The server's environment, Django management commands and server processes.
@@ -304,21 +277,11 @@ def prepare(env: dict[str, str], domain: str = DOMAIN) -> Site:
     return add_site(env, domain)
 
 
-# tests.servers.SERVERS, which cannot be imported before ensure_venv() (it needs Django).
-SERVERS = ["serve", "daphne", "uvicorn", "uvicorn-plain"]
-
-
 @contextmanager
-def running_server(env: dict[str, str], server: str = "daphne") -> Iterator[Any]:
-    """tests.servers.ServerProcess on a free port, stopped afterwards."""
-    from tests.servers import ServerProcess
-
-    process = ServerProcess(port=free_port(), env=env, server=server)
-    process.start(timeout=60)
-    try:
+def running_server(env: dict[str, str], server: str = "daphne") -> Iterator[ServerProcess]:
+    """A server (see SERVERS) on a free port, stopped afterwards."""
+    with running(ServerProcess(port=free_port(), env=env, server=server), timeout=60) as process:
         yield process
-    finally:
-        process.stop()
 
 
 # --- WebSocket clients
@@ -491,6 +454,77 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str
     out = [line(list(header)), "-" * (sum(widths) + 2 * (len(widths) - 1))]
     out += [line(r) for r in cells]
     return "\n".join(out)
+
+
+# --- The epilogue every benchmark ends with
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    header: Sequence[str]
+    rows: Sequence[Sequence[object]]
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A ratio with the absolute figures it is made of beside it, and its goal when it has one."""
+
+    name: str
+    value: float | None
+    over: str  # the figure divided, with its unit ("1,234 req/s")
+    under: str  # the figure it is divided by
+    goal: str = ""  # e.g. ">= 0.8"
+    ok: bool | None = None
+
+
+def machine_facts() -> dict[str, Any]:
+    """What a figure depends on besides the code: CPUs, load, Python."""
+    return {
+        "code": code_version(),
+        "cpus": os.cpu_count(),
+        "load": [round(x, 2) for x in os.getloadavg()],
+        "python": sys.version.split()[0],
+        "uptime": uptime(),
+    }
+
+
+def epilogue(
+    bench: str,
+    *,
+    settings: dict[str, object],
+    tables: Sequence[Table] = (),
+    ratios: Sequence[Ratio] = (),
+    notes: Sequence[str] = (),
+    problems: Sequence[str] = (),
+    data: dict[str, Any] | None = None,
+    json_path: Path | None = None,
+) -> int:
+    """Print a benchmark's results the one way: a header with the machine's facts and the
+    run's settings, the tables, the ratios with their absolute figures, notes, then one
+    PROBLEM line per missed goal; write them all (and `data`) to `json_path` if given.
+    The exit status: 1 when a goal was missed."""
+    machine = machine_facts()
+    print(f"\n== {bench}: code {machine['code']}, {machine['cpus']} CPUs, Python "
+          f"{machine['python']}; {machine['uptime']}")  # fmt: skip
+    print("   " + " ".join(f"{k}={v}" for k, v in settings.items()))
+    for table in tables:
+        print(f"\n{table.title}\n" + format_table(table.header, table.rows))
+    if ratios:
+        rows = [[r.name, "inf" if r.value is None else r.value, r.over, r.under, r.goal,
+                 "" if r.ok is None else ("ok" if r.ok else "MISSED")] for r in ratios]  # fmt: skip
+        print("\nratios\n" + format_table(["ratio", "value", "of", "over", "goal", ""], rows))
+    for note in notes:
+        print(f"NOTE {note}")
+    for line in problems:
+        print(f"PROBLEM {line}")
+    if json_path:
+        write_json(json_path, {
+            "bench": bench, "machine": machine, "settings": settings,
+            "tables": [asdict(t) for t in tables], "ratios": [asdict(r) for r in ratios],
+            "problems": list(problems), **(data or {}),
+        })  # fmt: skip
+    return 1 if problems else 0
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -58,16 +58,16 @@ from typing import Any
 from common import (
     BROWSER_AGENT,
     ROOT,
-    SERVERS,
-    WIDGET_ORIGIN,
     Database,
+    Ratio,
     Site,
+    Table,
     add_site,
     code_version,
     connect_many,
     ensure_venv,
+    epilogue,
     exit_on_sigterm,
-    format_table,
     percentile,
     postgres_database,
     prepare,
@@ -79,8 +79,9 @@ from common import (
     server_env,
     sqlite_database,
     uptime,
-    write_json,
 )
+
+from tests.servers import SERVERS
 
 GOAL_P95_MS = {1000: 250.0, 5000: 1000.0}
 GOAL_MIB_PER_1000 = 60.0
@@ -174,13 +175,16 @@ async def open_fleet(
     return fleet
 
 
-async def post_collect(host: str, port: int, body: bytes, client_ip: str) -> tuple[float, float]:
-    """POST /e/collect on a new connection: monotonic times it was sent and its 202 came."""
+async def post_collect(
+    host: str, port: int, site: Site, body: bytes, client_ip: str
+) -> tuple[float, float]:
+    """POST /e/collect from a page of `site` (its Origin) on a new connection: monotonic
+    times it was sent and its 202 came."""
     reader, writer = await asyncio.open_connection(host, port)
     head = (
         f"POST /e/collect HTTP/1.1\r\nHost: {host}:{port}\r\n"
         f"Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {len(body)}\r\n"
-        f"User-Agent: {BROWSER_AGENT}\r\nOrigin: {WIDGET_ORIGIN}\r\n"
+        f"User-Agent: {BROWSER_AGENT}\r\nOrigin: https://{site.domain}\r\n"
         f"X-Forwarded-For: {client_ip}\r\n"
         "Connection: close\r\n\r\n"
     )
@@ -278,7 +282,7 @@ async def run_events(
         await asyncio.sleep(random.uniform(1.0, 2.0))  # another phase of the push ticker
         fleet.aim(number + 1)  # each event is a new visitor: liveCount = events so far
         body = pageview(site, f"/fanout/{number}")
-        sent, acked = await post_collect(host, port, body, f"203.0.113.{10 + number}")
+        sent, acked = await post_collect(host, port, site, body, f"203.0.113.{10 + number}")
         deadline = acked + args.deliver_timeout
         while fleet.delivered() < len(fleet.connections) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -340,7 +344,7 @@ async def measure(
     await asyncio.wait_for(warm.all_initial.wait(), 30)
     warm.abort()
     # The first collect of a process loads the user-agent and country data: not fan-out.
-    await post_collect(host, port, pageview(warmup, "/warm-up"), "203.0.113.250")
+    await post_collect(host, port, warmup, pageview(warmup, "/warm-up"), "203.0.113.250")
     await asyncio.sleep(1.0)
     await idle(pid)
     config.rss_before_mib = process_rss_kib(pid) / 1024
@@ -420,7 +424,24 @@ def _median(values: list[float]) -> float | None:
     return sorted(values)[len(values) // 2] if values else None
 
 
-def report(configs: list[Config]) -> list[str]:
+def ratio_lines(configs: list[Config]) -> list[Ratio]:
+    """Per configuration: p95 over its goal and MiB per 1,000 sockets over its goal."""
+    found = []
+    for c in configs:
+        name, p95, goal = f"{c.server}/{c.layer}/{c.sockets}", c.stat(95), goal_p95_ms(c.sockets)
+        found.append(
+            Ratio(f"{name} p95/goal", None if p95 is None else p95 / goal,
+                  f"{p95 or 0:.1f} ms", f"{goal:.0f} ms", "<= 1", p95 is not None and p95 <= goal)
+        )  # fmt: skip
+        mib = c.mib_per_1000
+        found.append(
+            Ratio(f"{name} memory/goal", mib / GOAL_MIB_PER_1000, f"{mib:.1f} MiB/1000 sockets",
+                  f"{GOAL_MIB_PER_1000:g} MiB", "<= 1", mib <= GOAL_MIB_PER_1000)
+        )  # fmt: skip
+    return found
+
+
+def report(configs: list[Config]) -> tuple[Table, str, list[str]]:
     header = ["server", "layer", "sockets", "open s", "delivered", "p50 ms", "p95 ms",
               "max ms", "first ms", "spread ms", "202 ms", "p95 POST", "idle cpu",
               "µs/push", "RSS MiB", "MiB/1000", "verdict"]  # fmt: skip
@@ -439,16 +460,16 @@ def report(configs: list[Config]) -> list[str]:
              f"{c.rss_before_mib:.0f}->{c.rss_after_mib:.0f}", c.mib_per_1000,
              "ok" if not found else "FAIL"]
         )  # fmt: skip
-    print(format_table(header, rows))
-    print(
+    return (
+        Table("configurations", header, rows),
         "p50/p95/max: from the 202 to each socket's first liveCount counting the event, all "
         "events pooled\nfirst ms: median over the events of the first socket's latency (the "
         "push delay: ticker wait + snapshot + layer); spread ms: p95 - first (the fan-out)\n"
         "202 ms: median round trip of the collect POST; p95 POST: p95 counted from the POST "
         "instead of the 202\nidle cpu: server CPU with the sockets open and no event (the "
-        "ticker pushes every 5 s); µs/push: server CPU per push message a socket received"
+        "ticker pushes every 5 s); µs/push: server CPU per push message a socket received",
+        problems,
     )
-    return problems
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -500,35 +521,26 @@ def main(argv: list[str]) -> int:
                 for server in args.server:
                     for sockets in args.sockets:
                         configs.append(bench_config(database, url, server, layer, sockets, args))
-    print(f"machine: {uptime()}\n")
-    problems = report(configs)
-    if args.json:
-        write_json(
-            args.json,
-            {
-                "code": code_version(),
-                "events": args.events,
-                "deliver_timeout_s": args.deliver_timeout,
-                "compression": args.compression,
-                "db": args.db,
-                "cpus": os.cpu_count(),
-                "goals": {"p95_ms": GOAL_P95_MS, "mib_per_1000": GOAL_MIB_PER_1000},
-                "configs": [
-                    {k: v for k, v in asdict(c).items() if k != "latencies_ms"}
-                    | {
-                        "delivered_fraction": c.delivered_fraction,
-                        "p50_ms": c.stat(50),
-                        "p95_ms": c.stat(95),
-                        "max_ms": c.stat(100),
-                        "problems": verdicts(c),
-                    }
-                    for c in configs
-                ],
-            },
-        )
-    for line in problems:
-        print(f"PROBLEM {line}")
-    return 1 if problems else 0
+    table, legend, problems = report(configs)
+    settings = {"events": args.events, "deliver_timeout_s": args.deliver_timeout,
+                "compression": args.compression, "db": args.db}  # fmt: skip
+    data = {
+        "goals": {"p95_ms": GOAL_P95_MS, "mib_per_1000": GOAL_MIB_PER_1000},
+        "configs": [
+            {k: v for k, v in asdict(c).items() if k != "latencies_ms"}
+            | {
+                "delivered_fraction": c.delivered_fraction,
+                "p50_ms": c.stat(50),
+                "p95_ms": c.stat(95),
+                "max_ms": c.stat(100),
+                "problems": verdicts(c),
+            }
+            for c in configs
+        ],
+    }
+    return epilogue("bench/fanout.py", settings=settings, tables=[table],
+                    ratios=ratio_lines(configs), notes=[legend], problems=problems, data=data,
+                    json_path=args.json)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -41,7 +41,6 @@ server CPU per request is steadier. The load average is printed before each run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -54,23 +53,23 @@ from common import (
     BUSY_LOAD,
     DOMAIN,
     ROOT,
-    SERVERS,
     Database,
-    code_version,
+    Ratio,
+    Table,
     ensure_venv,
+    epilogue,
     exit_on_sigterm,
-    format_table,
-    free_port,
     postgres_database,
     prepare,
     process_cpu_seconds,
     server_env,
     sqlite_database,
-    wait_for_port,
     wait_idle,
     wrk_command,
     wrk_result,
 )
+
+from tests.servers import SERVERS, ServerProcess, free_port, running
 
 LUA_SCRIPT = Path(__file__).resolve().with_name("ingest.lua")
 # Pages of the warm-ups and of each measured run are on different hosts of the site, so
@@ -192,32 +191,8 @@ def measure(database, endpoint, servers, code, load: Load, connections, host) ->
     )
 
 
-class BareServer:
-    """bench/bare.py on plain uvicorn with httptools: the ceiling."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> BareServer:
-        command = [sys.executable, "-m", "uvicorn", "bench.bare:app", "--port", str(self.port),
-                   "--http", "httptools", "--no-access-log", "--log-level", "warning",
-                   "--lifespan", "off"]  # fmt: skip
-        self.proc = subprocess.Popen(command, cwd=ROOT)
-        wait_for_port(self.port)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.proc is not None
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
 @contextmanager
 def servers_of(env: dict[str, str], kind: str, count: int):
-    from tests.servers import ServerProcess  # ROOT is on sys.path (bench/common)
-
     started = [ServerProcess(port=free_port(), env=env, server=kind) for _ in range(count)]
     try:
         for server in started:
@@ -233,7 +208,7 @@ def bench_database(database: Database, args: argparse.Namespace, load: Load) -> 
     code = prepare(env).tracking_code
     runs: list[Run] = []
     if "bare" in args.endpoints:
-        with BareServer() as bare:
+        with running(ServerProcess(port=free_port(), env=dict(os.environ), server="bare")) as bare:
             for connections in args.connections:
                 runs.append(measure(database.name, "bare", [bare], code, load, connections, ""))
     counts = [n for n in args.processes if n == 1 or database.name == "postgres"]
@@ -255,7 +230,7 @@ def bench_database(database: Database, args: argparse.Namespace, load: Load) -> 
 # --- Report.
 
 
-def table(runs: list[Run]) -> str:
+def table(runs: list[Run]) -> Table:
     header = [
         "database", "endpoint", "procs", "conns", "req/s", "2xx/s", "p50 ms", "p99 ms",
         "requests", "non-2xx", "sockerr", "cpu µs/req", "events",
@@ -266,7 +241,7 @@ def table(runs: list[Run]) -> str:
          r.events_stored]
         for r in runs
     ]  # fmt: skip
-    return format_table(header, rows)
+    return Table("runs", header, rows)
 
 
 def find(runs: list[Run], database: str, endpoint: str, processes: int, connections: int):
@@ -326,64 +301,82 @@ def problems(runs: list[Run]) -> list[str]:
     return found
 
 
-def report(runs: list[Run], args: argparse.Namespace) -> list[str]:
-    redis = args.redis_url or "no (in-process cache)"
-    print(
-        f"\nserver={args.server} seconds={args.seconds} wrk threads={args.threads} "
-        f"redis={redis} cpus={os.cpu_count()}"
-    )
-    if args.env:
-        print("extra server env: " + " ".join(f"{k}={v}" for k, v in args.env.items()))
-    print(table(runs))
-    print()
+def ratio_lines(runs: list[Run]) -> list[Ratio]:
+    """collect/bare and two processes/one, each with its absolute figures and goal."""
+    found = []
     for line in ratios(runs):
-        verdicts = []
-        if line["collect_rps"] is not None:
-            verdicts.append("ok" if line["collect_rps"] >= GOAL_RPS else f"BELOW {GOAL_RPS}/s")
+        name = f"{line['database']} c{line['connections']}"
+        one, bare = line["collect_rps"], line["bare_rps"]
+        if one is not None and bare is not None:
+            found.append(
+                Ratio(
+                    f"{name} collect/bare",
+                    line["collect_over_bare"],
+                    f"{one:,} 2xx/s",
+                    f"{bare:,} 2xx/s",
+                    f">= collect {GOAL_RPS}/s",
+                    one >= GOAL_RPS,
+                )
+            )
+        if line["two_over_one"] is not None:
+            two = round(line["two_over_one"] * one) if one else 0
+            found.append(
+                Ratio(
+                    f"{name} two processes/one",
+                    line["two_over_one"],
+                    f"~{two:,} 2xx/s",
+                    f"{one:,} 2xx/s",
+                    f">= {GOAL_SCALING}",
+                    line["two_over_one"] >= GOAL_SCALING,
+                )
+            )
         if line["connections"] >= 256 and line["p99_ms"] is not None:
             fine = line["p99_ms"] <= GOAL_P99_MS
-            verdicts.append(f"p99 {'ok' if fine else f'ABOVE {GOAL_P99_MS} ms'}")
-        if line["two_over_one"] is not None:
-            fine = line["two_over_one"] >= GOAL_SCALING
-            verdicts.append(f"x2 {'ok' if fine else f'BELOW {GOAL_SCALING}'}")
-        print(
-            f"{line['database']} c{line['connections']}: collect {line['collect_rps']}/s, "
-            f"bare {line['bare_rps']}/s, collect/bare = {line['collect_over_bare']}, "
-            f"two processes/one = {line['two_over_one']} ({', '.join(verdicts)})"
-        )
-    for r in runs:
-        if r.events_stored is not None:
-            print(
-                f"{r.database} x{r.processes} c{r.connections}: wrk completed {r.requests} "
-                f"requests, {r.ok_count} 2xx; {r.events_stored} events stored"
+            found.append(
+                Ratio(
+                    f"{name} collect p99 / goal",
+                    line["p99_ms"] / GOAL_P99_MS,
+                    f"{line['p99_ms']} ms",
+                    f"{GOAL_P99_MS} ms",
+                    "<= 1",
+                    fine,
+                )
             )
-    busy = [r for r in runs if r.load_before > BUSY_LOAD]
-    if busy:
-        print(
-            f"NOTE load average was above {BUSY_LOAD} before {len(busy)} run(s): other "
-            "processes competed for the CPUs; compare cpu µs/req rather than req/s"
-        )
-    found = problems(runs)
-    for line in found:
-        print(f"PROBLEM {line}")
     return found
 
 
-def write_json(path: Path, runs: list[Run], args: argparse.Namespace) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {
-        "version": code_version(),
+def report(runs: list[Run], args: argparse.Namespace) -> int:
+    notes = [
+        f"{r.database} x{r.processes} c{r.connections}: wrk completed {r.requests} requests, "
+        f"{r.ok_count} 2xx; {r.events_stored} events stored"
+        for r in runs
+        if r.events_stored is not None
+    ]
+    if busy := [r for r in runs if r.load_before > BUSY_LOAD]:
+        notes.append(
+            f"load average was above {BUSY_LOAD} before {len(busy)} run(s): other "
+            "processes competed for the CPUs; compare cpu µs/req rather than req/s"
+        )
+    settings = {
         "server": args.server,
         "seconds": args.seconds,
         "wrk_threads": args.threads,
-        "redis": bool(args.redis_url),
-        "extra_env": args.env,
-        "cpus": os.cpu_count(),
-        "ratios": ratios(runs),
-        "runs": [asdict(run) | {"ok_rps": round(run.ok_rps, 1)} for run in runs],
+        "redis": args.redis_url or "no (in-process cache)",
+        **args.env,
     }
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"wrote {path}")
+    return epilogue(
+        "bench/ingest.py",
+        settings=settings,
+        tables=[table(runs)],
+        ratios=ratio_lines(runs),
+        notes=notes,
+        problems=problems(runs),
+        data={
+            "ratios_by_run": ratios(runs),
+            "runs": [asdict(run) | {"ok_rps": round(run.ok_rps, 1)} for run in runs],
+        },
+        json_path=args.json,
+    )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -416,7 +409,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--redis-url", default="", help="Redis as shared cache (default none: in-process)"
     )
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432/zenovay_bench")
-    parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench-ingest.json")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=ROOT / "var" / "bench-ingest.json",
+        help="write the results here too (default var/bench-ingest.json)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     parser.add_argument(
         "--env",
@@ -455,10 +453,7 @@ def main(argv: list[str]) -> int:
         print(f"{name}: preparing", flush=True)
         with database_context(name, args) as database:
             runs += bench_database(database, args, load)
-    found = report(runs, args)
-    if args.json:
-        write_json(args.json, runs, args)
-    return 1 if found else 0
+    return report(runs, args)
 
 
 if __name__ == "__main__":

@@ -62,14 +62,15 @@ from typing import Any
 from common import (
     DEFAULT_PG_ADMIN,
     ROOT,
+    Ratio,
+    Table,
     code_version,
+    epilogue,
     exit_on_sigterm,
-    format_table,
     percentile,
     pg_execute,
     pg_url,
     uptime,
-    write_json,
 )
 
 GOAL_RATIO = 2.0
@@ -726,7 +727,7 @@ def _reads_history(q: dict[str, Any]) -> bool:
     return ratio is not None and ratio > GOAL_RATIO and q["large_ms"] - q["small_ms"] > 1.0
 
 
-def snapshot_table(result: dict[str, Any], small: int, large: int) -> tuple[str, list[str]]:
+def snapshot_table(result: dict[str, Any], small: int, large: int) -> tuple[Table, list[str]]:
     limit = result["call_timeout_s"]
     header = ["snapshot", f"{small:.0e} med ms", f"{small:.0e} p95 ms", f"{large:.0e} med ms",
               f"{large:.0e} p95 ms", "ratio med", "ratio p95", "samples", "verdict"]  # fmt: skip
@@ -745,41 +746,62 @@ def snapshot_table(result: dict[str, Any], small: int, large: int) -> tuple[str,
         if not ok:
             shown = f"{ratio:.2f}" if ratio else f"large over the {limit:g} s limit"
             problems.append(f"{result['database']}/{row['snapshot']}: ratio {shown}")
-    return format_table(header, lines), problems
+    title = f"{result['database']}: uncached snapshot latency, {small:,} vs {large:,} events"
+    return Table(title, header, lines), problems
 
 
-def statement_report(result: dict[str, Any]) -> str:
+def statement_table(result: dict[str, Any]) -> Table:
     limit = result["call_timeout_s"]
     rows = [
         [f"{q['snapshot']}#{q['index']}", _cell(q["small_ms"], limit),
          _cell(q["large_ms"], limit), q["ratio"] or "", q["sql"][:90].replace("\n", " ")]
         for q in result["queries"]
     ]  # fmt: skip
-    out = [format_table(["statement", "small ms", "large ms", "ratio", "sql"], rows)]
+    title = f"{result['database']}: statements, each timed alone (fastest of --query-reps runs)"
+    return Table(title, ["statement", "small ms", "large ms", "ratio", "sql"], rows)
+
+
+def history_readers(result: dict[str, Any]) -> list[str]:
+    """The statements whose cost grows with history, with their plans on both sizes."""
+    limit = result["call_timeout_s"]
+    out = []
     flagged: dict[str, dict[str, Any]] = {}  # the same SQL runs for several periods: the worst
     for q in sorted(result["queries"], key=lambda q: -(q["ratio"] or math.inf)):
         if _reads_history(q):
             flagged.setdefault(q["sql"], q)
     for q in flagged.values():
         ratio = f"{q['ratio']:.1f}" if q["ratio"] else f"inf (over {limit:g} s)"
-        out.append(f"\nREADS HISTORY: {q['snapshot']}#{q['index']}, ratio {ratio}")
-        out.append(f"SQL: {q['sql']}\nparams: {q['params']}")
-        out.append("plan, large database:\n  " + q["plan_large"].replace("\n", "\n  "))
-        out.append("plan, small database:\n  " + q["plan_small"].replace("\n", "\n  "))
-    return "\n".join(out)
+        out.append(
+            f"READS HISTORY: {q['snapshot']}#{q['index']}, ratio {ratio}\n"
+            f"SQL: {q['sql']}\nparams: {q['params']}\n"
+            "plan, large database:\n  " + q["plan_large"].replace("\n", "\n  ") + "\n"
+            "plan, small database:\n  " + q["plan_small"].replace("\n", "\n  ")
+        )
+    return out
 
 
-def report(results: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
-    problems = []
+def report(results: list[dict[str, Any]], args: argparse.Namespace) -> int:
     small, large = args.sizes[0], args.sizes[-1]
+    tables, ratios, notes, problems = [], [], [], []
     for result in results:
-        print(f"\n{result['database']}: uncached snapshot latency, {small:,} vs {large:,} events")
         table, found = snapshot_table(result, small, large)
-        print(table)
+        tables += [table, statement_table(result)]
         problems += found
-        print("\n  statements, each timed alone (fastest of --query-reps runs, ms):")
-        print("  " + statement_report(result).replace("\n", "\n  "))
-    return problems
+        notes += history_readers(result)
+        for row in result["snapshots"]:
+            ratios.append(
+                Ratio(f"{result['database']}/{row['snapshot']} median", row["ratio_median"],
+                      f"{row['large_median_ms']} ms at {large:,}",
+                      f"{row['small_median_ms']} ms at {small:,}", f"<= {GOAL_RATIO:g}",
+                      row["ratio_median"] is not None and row["ratio_median"] <= GOAL_RATIO)
+            )  # fmt: skip
+    settings = {"now": args.now, "sizes": args.sizes, "others": args.others,
+                "rounds": args.rounds, "per_round": args.per_round,
+                "sqlite_analyze": args.sqlite_analyze}  # fmt: skip
+    return epilogue("bench/metrics.py", settings=settings, tables=tables, ratios=ratios,
+                    notes=notes, problems=problems,
+                    data={"goal_ratio": GOAL_RATIO, "results": results},
+                    json_path=args.json)  # fmt: skip
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -823,27 +845,7 @@ def main(argv: list[str]) -> int:
     print(f"code {code_version()}; machine: {uptime()}")
     names = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     results = [bench_database(name, args) for name in names]
-    print(f"\nmachine: {uptime()}")
-    problems = report(results, args)
-    if args.json:
-        write_json(
-            args.json,
-            {
-                "code": code_version(),
-                "now": args.now,
-                "sizes": args.sizes,
-                "others": args.others,
-                "rounds": args.rounds,
-                "per_round": args.per_round,
-                "sqlite_analyze": args.sqlite_analyze,
-                "goal_ratio": GOAL_RATIO,
-                "cpus": os.cpu_count(),
-                "results": results,
-            },
-        )
-    for line in problems:
-        print(f"PROBLEM {line}")
-    return 1 if problems else 0
+    return report(results, args)
 
 
 if __name__ == "__main__":

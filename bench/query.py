@@ -21,10 +21,12 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import traffic
-from common import VAR, code_version, ensure_venv, format_table, write_json
+from common import VAR, Ratio, Table, ensure_venv, epilogue
 
 QUERIES: dict[str, dict[str, Any]] = {
     # Unfiltered: answered from aggregates.
@@ -150,7 +152,18 @@ def _p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
-def bench_database(kind: str, sizes: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
+GOAL_MS = 100  # p95 of an unfiltered query at the largest size
+
+
+@dataclass
+class Measured:
+    results: list[dict[str, Any]]
+    table: Table
+    ratio: Ratio
+    notes: list[str]
+
+
+def bench_database(kind: str, sizes: list[int], args: argparse.Namespace) -> Measured:
     results = []
     for size in sizes:
         print(f"{kind}: {size:,} events ...", flush=True)
@@ -182,16 +195,16 @@ def bench_database(kind: str, sizes: list[int], args: argparse.Namespace) -> lis
         "first call at largest",
         "ratio",
     ]
-    print(f"\n{kind}\n" + format_table(header, rows))
     worst = max(large["p95_ms"][name] for name in UNFILTERED)
-    print(f"slowest unfiltered query at {large['size']:,} events: {worst:.1f} ms p95 (goal <= 100)")
-    for r in results:
-        print(
-            f"visitor sketches of {r['sealed_days']} days and visit tallies of 30 built from"
-            f" {r['size']:,} raw events in {r['seal_s']:.1f} s (once, as the days pass)"
-        )
-    print()
-    return results
+    at_largest = f"{worst:.1f} ms at {large['size']:,}"
+    ratio = Ratio(f"{kind} slowest unfiltered p95 / goal", worst / GOAL_MS, at_largest,
+                  f"{GOAL_MS} ms", "<= 1", worst <= GOAL_MS)  # fmt: skip
+    notes = [
+        f"{kind}: visitor sketches of {r['sealed_days']} days and visit tallies of 30 built from"
+        f" {r['size']:,} raw events in {r['seal_s']:.1f} s (once, as the days pass)"
+        for r in results
+    ]
+    return Measured(results, Table(kind, header, rows), ratio, notes)
 
 
 def main() -> int:
@@ -200,6 +213,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,10000000")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--json", type=Path, default=VAR / "bench-query.json")
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.size:
@@ -207,11 +221,16 @@ def main() -> int:
         return 0
     sizes = sorted(int(s) for s in args.sizes.split(","))
     kinds = ("sqlite", "postgres") if args.db == "both" else (args.db,)
-    report: dict[str, Any] = {"code": code_version(), "now": traffic.NOW.isoformat()}
-    for kind in kinds:
-        report[kind] = bench_database(kind, sizes, args)
-    write_json(VAR / "bench-query.json", report)
-    return 0
+    measured = {kind: bench_database(kind, sizes, args) for kind in kinds}
+    return epilogue(
+        "bench/query.py",
+        settings={"now": traffic.NOW.isoformat(), "sizes": sizes, "rounds": args.rounds},
+        tables=[m.table for m in measured.values()],
+        ratios=[m.ratio for m in measured.values()],
+        notes=[note for m in measured.values() for note in m.notes],
+        data={kind: m.results for kind, m in measured.items()},
+        json_path=args.json,
+    )
 
 
 if __name__ == "__main__":

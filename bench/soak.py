@@ -52,15 +52,15 @@ from typing import Any
 from common import (
     DOMAIN,
     ROOT,
-    SERVERS,
     Database,
     Site,
+    Table,
     WrkResult,
     code_version,
     connect_many,
     ensure_venv,
+    epilogue,
     exit_on_sigterm,
-    format_table,
     postgres_database,
     prepare,
     process_cpu_seconds,
@@ -72,10 +72,11 @@ from common import (
     server_env,
     uptime,
     wait_idle,
-    write_json,
     wrk_command,
     wrk_result,
 )
+
+from tests.servers import SERVERS
 
 BENCH_DIR = Path(__file__).resolve().parent
 RUN_HOST = f"www.{DOMAIN}"
@@ -275,8 +276,11 @@ def memory_verdict(samples: list[Sample]) -> dict[str, Any]:
     }
 
 
-def report(outcome: dict[str, Any], stored: int, args: argparse.Namespace) -> list[str]:
-    problems = []
+def report(
+    outcome: dict[str, Any], stored: int, args: argparse.Namespace
+) -> tuple[list[Table], list[str], list[str]]:
+    problems: list[str] = []
+    notes: list[str] = []
     rows = []
     for name, r in outcome["wrk"].items():
         errors = r.errors
@@ -295,27 +299,19 @@ def report(outcome: dict[str, Any], stored: int, args: argparse.Namespace) -> li
     )  # fmt: skip
     if sockets.failed or outcome["dropped"]:
         problems.append(f"sockets: {sockets.failed} failed, {outcome['dropped']} dropped")
-    print(
-        format_table(
-            ["stream", "requests", "req/s", "2xx/s", "p50 ms", "p99 ms", "429", "errors",
-             "error rate", "statuses"],
-            rows,
-        )
-    )  # fmt: skip
-    print("  (sockets: requests = sockets held, req/s = pushes received per second)")
-    print("\n  memory over time:")
-    print(
-        "  "
-        + format_table(
-            ["t s", "RSS MiB", "cpu s", "threads", "fds", "events", "pushes", "load"],
-            [[s.t, s.rss_mib, s.cpu_s, s.threads, s.fds, s.events, s.pushes, s.load]
-             for s in outcome["samples"]],
-        ).replace("\n", "\n  ")
-    )  # fmt: skip
+    tables = [
+        Table("streams (sockets: requests = sockets held, req/s = pushes received per second)",
+              ["stream", "requests", "req/s", "2xx/s", "p50 ms", "p99 ms", "429", "errors",
+               "error rate", "statuses"], rows),
+        Table("memory over time",
+              ["t s", "RSS MiB", "cpu s", "threads", "fds", "events", "pushes", "load"],
+              [[s.t, s.rss_mib, s.cpu_s, s.threads, s.fds, s.events, s.pushes, s.load]
+               for s in outcome["samples"]]),
+    ]  # fmt: skip
     memory = memory_verdict(outcome["samples"])
     outcome["memory"] = memory
-    print(
-        f"\nRSS with {connected} sockets before the load: "
+    notes.append(
+        f"RSS with {connected} sockets before the load: "
         f"{outcome['rss_with_sockets_mib']:.1f} MiB; "
         f"first third {memory.get('first_third_mib')} MiB, last third "
         f"{memory.get('last_third_mib')} MiB ({memory.get('growth_mib'):+} MiB, "
@@ -327,13 +323,13 @@ def report(outcome: dict[str, Any], stored: int, args: argparse.Namespace) -> li
     acked = outcome["wrk"]["collect"].statuses.get("202", 0)
     in_flight = args.collect_connections
     ok = acked <= stored <= acked + in_flight
-    print(
+    notes.append(
         f"events: {acked} answered 202, {stored} stored "
         f"({'ok' if ok else 'MISMATCH'}; up to {in_flight} more may be in flight)"
     )
     if not ok:
         problems.append(f"{stored} events stored for {acked} 202s")
-    return problems
+    return tables, notes, problems
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -370,44 +366,35 @@ def main(argv: list[str]) -> int:
             outcome = asyncio.run(soak(server.url, server.proc.pid, site, database, args))
             wait_idle(server.proc.pid)
             stored = database.count_events(RUN_HOST)
-    print(f"machine: {uptime()}\n")
-    print(
-        f"server={args.server} seconds={args.seconds} collect ≤{args.collect_rate}/s "
-        f"x{args.collect_connections} reads ≤{args.read_rate}/s x{args.read_connections} "
-        f"sockets={args.sockets} cpus={os.cpu_count()}"
-    )
-    problems = report(outcome, stored, args)
-    if args.json:
-        write_json(
-            args.json,
-            {
-                "code": code_version(),
-                "args": {k: v for k, v in vars(args).items() if k != "json"},
-                "cpus": os.cpu_count(),
-                "seconds": outcome["seconds"],
-                "streams": {
-                    name: asdict(r) | {"rps": r.rps, "ok_rps": r.ok_rps, "errors": r.errors}
-                    for name, r in outcome["wrk"].items()
-                },
-                "sockets": {
-                    "held": len(outcome["sockets"].connections),
-                    "failed": outcome["sockets"].failed,
-                    "dropped": outcome["dropped"],
-                    "pushes": outcome["pushes"],
-                    "pushes_per_second": outcome["pushes"] / outcome["seconds"],
-                },
-                "rss_with_sockets_mib": outcome["rss_with_sockets_mib"],
-                "samples": [asdict(s) for s in outcome["samples"]],
-                "memory": outcome["memory"],
-                "events": {
-                    "acked_202": outcome["wrk"]["collect"].statuses.get("202", 0),
-                    "stored": stored,
-                },
-            },
-        )
-    for line in problems:
-        print(f"PROBLEM {line}")
-    return 1 if problems else 0
+    tables, notes, problems = report(outcome, stored, args)
+    settings = {"server": args.server, "seconds": args.seconds,
+                "collect": f"≤{args.collect_rate}/s x{args.collect_connections}",
+                "reads": f"≤{args.read_rate}/s x{args.read_connections}",
+                "sockets": args.sockets}  # fmt: skip
+    data = {
+        "seconds": outcome["seconds"],
+        "streams": {
+            name: asdict(r) | {"rps": r.rps, "ok_rps": r.ok_rps, "errors": r.errors}
+            for name, r in outcome["wrk"].items()
+        },
+        "sockets": {
+            "held": len(outcome["sockets"].connections),
+            "failed": outcome["sockets"].failed,
+            "dropped": outcome["dropped"],
+            "pushes": outcome["pushes"],
+            "pushes_per_second": outcome["pushes"] / outcome["seconds"],
+        },
+        "rss_with_sockets_mib": outcome["rss_with_sockets_mib"],
+        "samples": [asdict(s) for s in outcome["samples"]],
+        "memory": outcome["memory"],
+        "events": {
+            "acked_202": outcome["wrk"]["collect"].statuses.get("202", 0),
+            "stored": stored,
+        },
+    }
+    data["args"] = {k: v for k, v in vars(args).items() if k != "json"}
+    return epilogue("bench/soak.py", settings=settings, tables=tables, notes=notes,
+                    problems=problems, data=data, json_path=args.json)  # fmt: skip
 
 
 if __name__ == "__main__":

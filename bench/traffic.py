@@ -43,19 +43,21 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from common import (
     DEFAULT_PG_ADMIN,
     ROOT,
     VAR,
-    code_version,
+    Ratio,
+    Table,
     ensure_venv,
-    format_table,
+    epilogue,
     pg_url,
     postgres_database,
     sqlite_database,
-    write_json,
 )
 
 NOW = dt.datetime(2026, 3, 28, 15, 7, 30, tzinfo=dt.UTC)
@@ -815,9 +817,19 @@ def bench_ingest(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     return cost
 
 
-def bench_database(kind: str, sizes: list[int], args: argparse.Namespace) -> dict[str, Any]:
+@dataclass
+class Measured:
+    """One database's figures (for the JSON) and what the epilogue prints of them."""
+
+    data: dict[str, Any]
+    tables: list[Table] = field(default_factory=list)
+    ratios: list[Ratio] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def bench_database(kind: str, sizes: list[int], args: argparse.Namespace) -> Measured:
     if args.ingest_only:
-        return {"ingest": bench_ingest(kind, args)}
+        return Measured({"ingest": bench_ingest(kind, args)})
     results = []
     for size in sizes:
         print(f"{kind}: {size:,} events ...", flush=True)
@@ -840,33 +852,26 @@ def bench_database(kind: str, sizes: list[int], args: argparse.Namespace) -> dic
             [name, *(f"{r['ms'][name]:.1f}" for r in results), f"{ratio:.2f}" if ratio else "-"]
         )
     header = ["figure (ms)", *(f"{r['size']:.0e}".replace("+0", "") for r in results), "ratio"]
-    print(f"\n{kind}\n" + format_table(header, rows))
-    print(
-        format_table(
-            ["rows", *(str(r["size"]) for r in results)],
-            [
-                [key, *(str(r[key]) for r in results)]
-                for key in (
-                    "events",
-                    "sessions",
-                    "first_seen_rows",
-                    "tally_rows",
-                    "period_tally_rows",
-                )
-            ],
-        )
-    )
-    print(
-        format_table(
-            ["visitors", *(str(r["size"]) for r in results)],
-            [
-                [key, *(str(r["visitors"][key]) for r in results)]
-                for key in ("current", "today", "month")
-            ],
-        )
-    )
-    print(f"window query at {large['size']:,} events:\n  " + "\n  ".join(large["window_plan"]))
-    return {"sizes": results, "ingest": bench_ingest(kind, args)}
+    sizes = [str(r["size"]) for r in results]
+    row_keys = ("events", "sessions", "first_seen_rows", "tally_rows", "period_tally_rows")
+    tables = [
+        Table(kind, header, rows),
+        Table(f"{kind} rows", ["rows", *sizes],
+              [[key, *(str(r[key]) for r in results)] for key in row_keys]),
+        Table(f"{kind} visitors", ["visitors", *sizes],
+              [[key, *(str(r["visitors"][key]) for r in results)]
+               for key in ("current", "today", "month")]),
+    ]  # fmt: skip
+    ratios = [
+        Ratio(f"{kind} {name} {large['size']:.0e}/{small['size']:.0e}".replace("+0", ""),
+              large["ms"][name] / small["ms"][name] if small["ms"][name] else None,
+              f"{large['ms'][name]:.1f} ms", f"{small['ms'][name]:.1f} ms", "<= 2",
+              bool(small["ms"][name]) and large["ms"][name] / small["ms"][name] <= 2)
+        for name in FIGURES
+    ]  # fmt: skip
+    notes = [f"{kind} window query at {large['size']:,} events:\n  "
+             + "\n  ".join(large["window_plan"])]  # fmt: skip
+    return Measured({"sizes": results, "ingest": bench_ingest(kind, args)}, tables, ratios, notes)
 
 
 def main() -> int:
@@ -876,6 +881,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--ingest-batches", type=int, default=30)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--json", type=Path, default=VAR / "bench-traffic.json")
     parser.add_argument("--ingest-only", action="store_true", help="only the ingest cost")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ingest", action="store_true", help=argparse.SUPPRESS)
@@ -890,11 +896,16 @@ def main() -> int:
         return 0
     sizes = sorted(int(s) for s in args.sizes.split(","))
     kinds = ("sqlite", "postgres") if args.db == "both" else (args.db,)
-    report = {"code": code_version(), "now": NOW.isoformat(), "zone": ZONE}
-    for kind in kinds:
-        report[kind] = bench_database(kind, sizes, args)
-    write_json(VAR / "bench-traffic.json", report)
-    return 0
+    measured = {kind: bench_database(kind, sizes, args) for kind in kinds}
+    return epilogue(
+        "bench/traffic.py",
+        settings={"now": NOW.isoformat(), "zone": ZONE, "sizes": sizes, "rounds": args.rounds},
+        tables=[t for m in measured.values() for t in m.tables],
+        ratios=[r for m in measured.values() for r in m.ratios],
+        notes=[n for m in measured.values() for n in m.notes],
+        data={kind: m.data for kind, m in measured.items()},
+        json_path=args.json,
+    )
 
 
 if __name__ == "__main__":
