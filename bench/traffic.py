@@ -15,9 +15,10 @@ events the loaded aggregates are checked against `aggregates.rebuild` from the r
 
 Then, in-process and uncached (the shared cache cleared before each call, `now` fixed),
 every public snapshot (live, realtime, stats today/week/month, status), the push's
-snapshot (`live._compute`, as the ticker calls it), the dashboard's charts and month
-figures, and the whole dashboard page (rendered through the test client, signed in,
-`?period=month`) are timed: medians of --rounds, the figures taken in turn in each round.
+snapshot (`zenovay.push.snapshots._compute`, as the ticker calls it), the dashboard's
+charts and month figures, and the whole dashboard page (rendered through the test client,
+signed in, `?period=month`) are timed: medians of --rounds, the figures taken in turn in
+each round.
 Printed: a table per database with the 10^7/10^4 (largest/smallest) ratio per figure,
 the table sizes, and the ingest cost per event (`ingest.store`, batches of 100 events of
 visitors new to the month, then a day later of visitors seen that week; and the whole
@@ -505,7 +506,9 @@ def frozen(now: dt.datetime) -> Iterator[None]:
 def figure_calls(website) -> dict[str, Callable[[], object]]:
     from django.test import Client
 
-    from zenovay import dashboard, live, metrics, reports
+    from dashboard.views import _period_context
+    from zenovay import metrics, reports
+    from zenovay.push.snapshots import _compute
 
     client = Client()
     client.force_login(website.owner)
@@ -522,9 +525,9 @@ def figure_calls(website) -> dict[str, Callable[[], object]]:
         "stats_week": lambda: metrics.stats(website, "week", NOW),
         "stats_month": lambda: metrics.stats(website, "month", NOW),
         "status": lambda: metrics.status(website, NOW),
-        "push": lambda: live._compute(website.pk),
+        "push": lambda: _compute(website.pk),
         "dashboard_charts": lambda: (reports.hourly(website, NOW), reports.daily(website, NOW)),
-        "dashboard_month": lambda: dashboard._period_context(website, "month", NOW),
+        "dashboard_month": lambda: _period_context(website, "month", NOW),
         "dashboard_page": dashboard_page,
     }
 

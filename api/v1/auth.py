@@ -21,7 +21,8 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from api.errors import json_error
-from zenovay import apikeys, store
+from zenovay import apikeys
+from zenovay.infra import store
 
 SyncView = Callable[..., HttpResponse]
 WINDOW_SECONDS = 3600

@@ -19,8 +19,6 @@ MAY_IMPORT = {
     "dashboard": {"dashboard", "widgets", "zenovay"},
 }
 COMPOSERS = {"zenovay/urls.py", "zenovay/asgi.py"}
-# Kept for bench/traffic.py until it times dashboard.views._period_context directly.
-SHIMS = {"zenovay/dashboard.py"}
 
 
 def imported_apps(path: Path) -> set[str]:
@@ -45,7 +43,7 @@ def modules() -> list[str]:
 @pytest.mark.parametrize("module", modules())
 def test_imports_point_inward(module):
     app = module.split("/")[0]
-    if module in COMPOSERS or module in SHIMS:
+    if module in COMPOSERS:
         return
     assert imported_apps(ROOT / module) <= MAY_IMPORT[app]
 
