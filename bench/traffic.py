@@ -506,8 +506,9 @@ def frozen(now: dt.datetime) -> Iterator[None]:
 def figure_calls(website) -> dict[str, Callable[[], object]]:
     from django.test import Client
 
+    from dashboard import reports
     from dashboard.views import _period_context
-    from zenovay import metrics, reports
+    from zenovay import metrics
     from zenovay.push.snapshots import _compute
 
     client = Client()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import TypedDict
 
-from zenovay.reports import Bucket
+from dashboard.reports import Bucket
 
 WIDTH, HEIGHT = 960, 200
 LEFT, RIGHT, TOP, BOTTOM = 40, 24, 12, 26  # room for the y labels and the x labels

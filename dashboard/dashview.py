@@ -18,8 +18,8 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest
 
-from dashboard import charts
-from zenovay import metrics, query, reports
+from dashboard import charts, reports
+from zenovay import metrics, query
 from zenovay.models import Website
 
 PERIODS = {

@@ -22,8 +22,8 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
-from dashboard import charts, dashview
-from zenovay import access, exports, metrics, reports, snippets
+from dashboard import charts, dashview, reports
+from zenovay import access, exports, metrics, snippets
 from zenovay.countries import flag
 from zenovay.models import Website
 from zenovay.signin import ThrottledAuthenticationForm

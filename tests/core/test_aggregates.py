@@ -15,8 +15,9 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from dashboard import reports
 from tests.factories import custom, engagement, pageview
-from zenovay import aggregates, metrics, reports, retention
+from zenovay import aggregates, metrics, retention
 from zenovay.aggregates import Recorded, SessionState
 from zenovay.models import Event, FirstSeen, PeriodTally, Session, Tally, Website
 

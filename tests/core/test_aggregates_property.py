@@ -23,8 +23,9 @@ from django.db import transaction
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from dashboard import reports
 from tests.factories import DESKTOP_UA, record, visitor
-from zenovay import aggregates, filtered, metrics, query, reports
+from zenovay import aggregates, filtered, metrics, query
 from zenovay.countries import country_name
 from zenovay.models import Event, Goal, Website
 

@@ -9,8 +9,9 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from dashboard import reports
 from tests.factories import visit
-from zenovay import metrics, query, reports
+from zenovay import metrics, query
 from zenovay.models import Website
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,9 @@ import json
 
 import pytest
 
+from dashboard import reports
 from tests.factories import custom, record
-from zenovay import metrics, reports
+from zenovay import metrics
 from zenovay.models import Website
 
 pytestmark = pytest.mark.django_db
