@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.factories import DESKTOP_UA, payload
+from zenovay.infra import store
 from zenovay.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -144,3 +145,28 @@ async def test_healthz_reports_the_database(async_client, settings):
     settings.REDIS_URL = ""
     response = await async_client.get("/healthz")
     assert response.json() == {"status": "ok", "database": "ok", "redis": "disabled"}
+
+
+async def test_healthz_says_redis_is_down_and_the_app_goes_without_it(async_client, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    store.reset()
+    try:
+        response = await async_client.get("/healthz")
+        assert response.status_code == 503
+        assert response.json() == {"status": "unavailable", "database": "ok", "redis": "down"}
+        # The store's breaker, shared by every use of Redis, opened: the app skips Redis now.
+        assert store.breaker.open
+    finally:
+        store.reset()
+
+
+async def test_healthz_asks_no_redis_while_the_breaker_is_open(async_client, settings, monkeypatch):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    store.reset()
+    try:
+        store.breaker.trip(ConnectionError("down a moment ago"))
+        monkeypatch.setattr(store.RedisStore, "_client", lambda self: pytest.fail("asked Redis"))
+        response = await async_client.get("/healthz")
+        assert response.json()["redis"] == "down"
+    finally:
+        store.reset()

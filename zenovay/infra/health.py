@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import DatabaseError, connection
+
+from zenovay.infra import store
 
 TIMEOUT_SECONDS = 2.0
 
@@ -21,18 +22,11 @@ def _database() -> str:
 
 
 async def _redis() -> str:
-    if not settings.REDIS_URL:
+    """Asked through the store's client, behind the breaker every use of Redis shares."""
+    backend = store.get_store()
+    if not isinstance(backend, store.RedisStore):
         return "disabled"
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        await client.ping()
-        return "ok"
-    except (aioredis.RedisError, OSError):
-        return "down"
-    finally:
-        await client.aclose()
+    return "ok" if await backend.ping() else "down"
 
 
 async def _bounded(check, fallback: str = "down") -> str:

@@ -273,6 +273,19 @@ class RedisStore:
             breaker.trip(exc)
             return False
 
+    async def ping(self) -> bool:
+        """Whether Redis answers (for /healthz): no while the breaker is open, since the
+        app is going without Redis meanwhile; a failed ping opens it, as any call does."""
+        from redis.exceptions import RedisError
+
+        if breaker.open:
+            return False
+        try:
+            return bool(await self._client().ping())
+        except (RedisError, OSError) as exc:
+            breaker.trip(exc)
+            return False
+
     async def hit(self, key: str, limit: int, window: float = 60.0) -> Limit:
         if breaker.open:
             return Limit(True, 0)  # fail open: no rate limit beats no API
