@@ -622,6 +622,7 @@ def ingest_worker(batches: int) -> dict[str, Any]:
 
     setup_django()
     from zenovay import aggregates, ingest
+    from zenovay.payload import Payload
 
     website = new_website("ingest.example")
     calls = {"n": 0}
@@ -643,7 +644,7 @@ def ingest_worker(batches: int) -> dict[str, Any]:
         out = []
         for _ in range(100):
             clock[0] += dt.timedelta(milliseconds=300)
-            payload = ingest.Payload(
+            payload = Payload(
                 code=website.tracking_code,
                 type="pageview",
                 hostname="ingest.example",

@@ -16,8 +16,9 @@ import urllib.request
 
 from asgiref.sync import sync_to_async
 
-from zenovay import ingest
+from zenovay import ingest, sites
 from zenovay.models import Website
+from zenovay.payload import parse_payload
 
 # A current desktop Chrome on Linux: counted as a person, not a bot.
 DESKTOP_UA = (
@@ -66,7 +67,8 @@ def collect(
     kind: str = "pageview",
     **fields,
 ) -> str | None:
-    """Record one event through `ingest.collect`; the reason when it is dropped on purpose.
+    """Record one event as collect does (`payload.parse_payload`, the site's check, then
+    `ingest.record_event`); the reason when it is dropped on purpose.
 
     `who` is a Client, the number of a visitor (`visitor`), or by default `sender()`."""
     if isinstance(who, ingest.Client):
@@ -75,7 +77,9 @@ def collect(
         by = sender(country="GB" if country is None else country, ua=ua)
     else:
         by = visitor(who, "US" if country is None else country, ua)
-    return ingest.collect(body=body(website, kind, path, **fields), client=by, now=now)
+    parsed = parse_payload(body(website, kind, path, **fields))
+    found = ingest.check_source(sites.by_code(parsed.code), parsed, by)
+    return ingest.record_event(website=found, payload=parsed, client=by, now=now)
 
 
 def record(website: Website, now: dt.datetime | None = None, *args, **kwargs) -> None:

@@ -8,8 +8,7 @@ import time
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.factories import avisit, body, sender
-from zenovay import ingest
+from tests.factories import avisit
 from zenovay.infra import store
 from zenovay.models import Event, Website
 
@@ -280,7 +279,7 @@ async def test_realtime_returns_a_forged_path_percent_encoded_never_as_markup(
 ):
     """The seed's updateDashboard writes topPages with innerHTML: a path must never be markup."""
     forged = 'https://shop.example/<img src=x onerror="alert(1)">'
-    await sync_to_async(ingest.collect)(body=body(website, url=forged), client=sender())
+    await avisit(website, url=forged)
     stored = await Event.objects.filter(website=website).values_list("path", flat=True).aget()
     assert stored == "/%3Cimg%20src=x%20onerror=%22alert(1)%22%3E"
     response = await async_client.get(urls(website)["realtime"])

@@ -1,6 +1,6 @@
 """Every figure read from aggregates equals a brute-force computation from raw events.
 
-Random event streams go through the real write path (`ingest.collect`) for three
+Random event streams go through the real write path (`tests/factories.py`) for three
 websites (UTC, Asia/Kathmandu at +05:45, America/New_York with its DST change), over a
 few days that cross midnight, a Monday, the 1st of a month and a DST change, with session
 gaps, engagement-only and custom-only visitors. At checkpoints (every event recorded so

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tests.factories import body, collect, sender
-from zenovay import ingest, payload, push, salts
+from tests.factories import collect, sender
+from zenovay import payload, push, salts
 from zenovay.models import Event, Salt, Session
 
 pytestmark = pytest.mark.django_db
@@ -252,7 +252,7 @@ def test_a_regenerated_code_stops_working_at_once(website, now):
     collect(website, now)  # the lookup is cached now
     website.regenerate_tracking_code()
     with pytest.raises(payload.NotFound):
-        ingest.collect(body=body(website, code=old), client=sender(), now=now)
+        collect(website, now, code=old)
     assert collect(website, now) is None
 
 

@@ -1,6 +1,6 @@
 """The read path without HTTP: every metric definition of the contract, on a controlled clock.
 
-Events go through `ingest.collect`, so visitor identities and sessions are built by the real
+Events go through `tests/factories.py`, so visitor identities and sessions are built by the real
 write path. Each visitor number is its own IP address, hence its own visitor.
 """
 

@@ -1,7 +1,7 @@
 """The dashboard's reports without HTTP: time series, breakdowns, custom events, periods.
 
-Events go through `ingest.collect` on a controlled clock, as in test_metrics; each visitor
-number is its own IP address, hence its own visitor.
+Events go through the real write path (`tests/factories.py`) on a controlled clock, as in
+test_metrics; each visitor number is its own IP address, hence its own visitor.
 """
 
 from __future__ import annotations
