@@ -7,7 +7,8 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -18,7 +19,8 @@ from zenovay import clientinfo, conditional
 from zenovay.infra import store
 
 log = logging.getLogger("zenovay.api")
-AsyncView = Callable[..., Awaitable[HttpResponse]]
+# Async function views: Django (and its URL patterns) take them for what they return, a coroutine.
+AsyncView = Callable[..., Coroutine[Any, Any, HttpResponse]]
 
 # The same lists the CORS middleware answers preflights with (settings.CORS_*).
 CORS_HEADERS = {
@@ -167,6 +169,7 @@ def _pack(response: HttpResponse) -> bytes:
 def _unpack(request: HttpRequest, packed: bytes, ttl: int) -> HttpResponse:
     head, _, body = packed.partition(b"\n")
     status, *computed, etag = head.decode().split(" ")  # no time: packed by an older version
+    response: HttpResponse
     if status == "200" and conditional.etag_matches(request, etag):
         response = HttpResponseNotModified()
     else:

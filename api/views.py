@@ -58,7 +58,7 @@ async def healthz(request: HttpRequest) -> HttpResponse:
     )
 
 
-def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     """What Django refuses before a view runs (e.g. over DATA_UPLOAD_MAX_NUMBER_FIELDS
     query fields, a disallowed Host): JSON under /e/, Django's plain page elsewhere."""
     if is_api_path(request):
@@ -155,7 +155,7 @@ async def realtime(request: HttpRequest, ident: str) -> HttpResponse:
 @read_endpoint("stats", variant=_period)
 async def stats(request: HttpRequest, ident: str) -> HttpResponse:
     period = _period(request)
-    if period not in metrics.PERIODS:
+    if not metrics.is_period(period):
         return json_error(400, "'period' must be today, week or month.")
     return _answer(await db.run(_stats, ident, period))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from importlib import import_module
 from typing import Any
 
@@ -43,7 +44,7 @@ log = logging.getLogger("zenovay.dashboard")
 RECHECK_SECONDS = push.timing.TICK_SECONDS
 
 
-def signed_in_here(scope: dict[str, Any]) -> bool:
+def signed_in_here(scope: Mapping[str, Any]) -> bool:
     """A signed-in user, on a page of this server.
 
     Browsers send the session cookie with a WebSocket handshake whatever page opens it,
@@ -65,7 +66,7 @@ def signed_in_here(scope: dict[str, Any]) -> bool:
     return text == f"{scheme}://{host}" or text in trusted
 
 
-def session_user(scope: dict[str, Any]) -> Any | None:
+def session_user(scope: Mapping[str, Any]) -> Any | None:
     """The active user the socket's session signs in now, as Django would on a request;
     None once signed out, expired, signed in as someone else, or after a password change
     (the session's auth hash). Read-only: unlike `auth.get_user`, it neither flushes nor

@@ -135,7 +135,7 @@ def _figure_metrics(view: View) -> tuple[str, ...]:
             "returning_rate")  # fmt: skip
 
 
-BREAKDOWNS = [
+BREAKDOWNS: list[tuple[reports.Field, str, str]] = [
     ("page", "Top pages", "Page"),
     ("referrer", "Referrers", "Source"),
     ("utm_source", "UTM sources", "utm_source"),
@@ -154,6 +154,7 @@ def period_context(website: Website, view: View) -> dict[str, Any]:
     count = "events" if view.event_name else "pageviews"
     tables = []
     for key, title, column in BREAKDOWNS:
+        param: str = key  # its rows' filter chips: the URL parameter of the same name
         found = _ask(
             view,
             website,
@@ -165,7 +166,7 @@ def period_context(website: Website, view: View) -> dict[str, Any]:
         rows = [
             {
                 **reports._row(key, r["dimensions"][0], *r["metrics"]),
-                "filter": view.params(**{key: r["dimensions"][0]}),
+                "filter": view.params(**{param: r["dimensions"][0]}),
             }
             for r in found["results"]
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from typing import Any
 
 from django import forms
 from django.contrib.auth.hashers import make_password
@@ -93,8 +94,10 @@ class GoalForm(Unsuffixed, forms.ModelForm):
     def __init__(self, *args, website: Website, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.website = website
-        self.fields["kind"].choices = Goal.KINDS  # no empty choice among the radios
-        self.fields["kind"].initial = Goal.EVENT
+        kind = self.fields["kind"]
+        assert isinstance(kind, forms.ChoiceField)  # the model field has choices
+        kind.choices = Goal.KINDS  # no empty choice among the radios
+        kind.initial = Goal.EVENT
 
     class Meta:
         model = Goal
@@ -105,8 +108,9 @@ class GoalForm(Unsuffixed, forms.ModelForm):
         }
         widgets = {"kind": forms.RadioSelect}
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         kind, value = cleaned.get("kind"), (cleaned.get("value") or "").strip()
         if kind == Goal.PAGE:
             if not value.startswith("/"):

@@ -260,7 +260,11 @@ def recent_events(
     ]
 
 
-_KINDS = (("today", aggregates.DAY), ("week", aggregates.WEEK), ("month", aggregates.MONTH))
+_KINDS: tuple[tuple[metrics.Period, int], ...] = (
+    ("today", aggregates.DAY),
+    ("week", aggregates.WEEK),
+    ("month", aggregates.MONTH),
+)
 
 
 def _whole_period(website: Website, since: dt.datetime, until: dt.datetime) -> int | None:
@@ -339,7 +343,7 @@ def goals(
     distinct visitors among the period's first-seen page rows (the only goal figure whose
     cost grows with traffic). Any other span counts raw events."""
     kind = _whole_period(website, since, until)
-    found = []
+    found: list[GoalFigures] = []
     for goal in website.goals.all():
         if kind is not None:
             conversions, visitors = _goal_from_aggregates(

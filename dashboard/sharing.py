@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.contrib.auth import login
 from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -21,6 +22,7 @@ from django.views.decorators.http import require_http_methods
 
 from dashboard.views import site_response
 from zenovay import access
+from zenovay.htmx import HtmxHttpRequest
 from zenovay.models import Invitation, Membership, SharedLink
 from zenovay.signin import LoginThrottle
 
@@ -44,7 +46,9 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
     found = _invitation(token)
     if found is None:
         return render(request, "dashboard/invitation.html", {"gone": True}, status=404)
-    signup = UserCreationForm(request.POST if "signup" in request.POST else None, label_suffix="")
+    signup: UserCreationForm[User] = UserCreationForm(
+        request.POST if "signup" in request.POST else None, label_suffix=""
+    )
     if request.method == "POST":
         if request.user.is_authenticated and "accept" in request.POST:
             return _accept(request, found, request.user)
@@ -79,7 +83,7 @@ def _accept(request: HttpRequest, found: Invitation, user) -> HttpResponse:
 
 @csrf_protect
 @require_http_methods(["GET", "POST"])
-def shared(request: HttpRequest, slug: str) -> HttpResponse:
+def shared(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """A shared dashboard: the password form while locked, else the website's page."""
     link = access.shared_link(slug)
     if link is None:

@@ -25,6 +25,7 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 from dashboard import charts, dashview, reports
 from zenovay import access, exports, metrics, snippets
 from zenovay.countries import flag
+from zenovay.htmx import HtmxHttpRequest
 from zenovay.models import Website
 from zenovay.signin import ThrottledAuthenticationForm
 
@@ -35,7 +36,7 @@ def owner_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     """`login_required` that sends an htmx request's whole page, not its fragment, to sign-in."""
 
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.user.is_authenticated:
             return view(request, *args, **kwargs)
         if request.htmx:
@@ -70,7 +71,7 @@ def sites(request: HttpRequest) -> HttpResponse:
 
 
 @owner_required
-def site(request: HttpRequest, website_id: str) -> HttpResponse:
+def site(request: HtmxHttpRequest, website_id: str) -> HttpResponse:
     """A website's dashboard; htmx asks for one of its parts by target id."""
     website = access.visible_website(request.user, website_id)
     if website is None:
@@ -97,7 +98,7 @@ def export(request: HttpRequest, website_id: str) -> HttpResponse:
 
 
 def site_response(
-    request: HttpRequest, website: Website, template: str, page: dict[str, Any]
+    request: HtmxHttpRequest, website: Website, template: str, page: dict[str, Any]
 ) -> HttpResponse:
     """The page, or the part an htmx request targets; `page` says where its parts come from
     (`page_url`, `ws_url`) and what the page around them needs. Shared links use it too.

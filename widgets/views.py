@@ -21,6 +21,7 @@ from django.views.decorators.http import require_safe
 
 from widgets import fragments
 from zenovay import conditional, endpoints, metrics, push, sites
+from zenovay.htmx import HtmxHttpRequest
 from zenovay.infra import db
 from zenovay.models import Website
 
@@ -138,20 +139,20 @@ def unavailable(request: HttpRequest) -> HttpResponse:
 
 @xframe_options_exempt
 @require_safe
-async def live_widget(request: HttpRequest, ident: str, fragment: bool = False) -> HttpResponse:
+async def live_widget(request: HtmxHttpRequest, ident: str, fragment: bool = False) -> HttpResponse:
     return await _widget(request, "live", sites.by_code, ident, fragment)
 
 
 @xframe_options_exempt
 @require_safe
 async def dashboard_widget(
-    request: HttpRequest, ident: str, fragment: bool = False
+    request: HtmxHttpRequest, ident: str, fragment: bool = False
 ) -> HttpResponse:
     return await _widget(request, "dashboard", sites.by_id, ident, fragment)
 
 
 async def _widget(
-    request: HttpRequest,
+    request: HtmxHttpRequest,
     kind: Kind,
     find: Callable[[str], Website | None],
     ident: str,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING, TypedDict
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -15,6 +17,16 @@ from django.utils.html import format_html, format_html_join
 from zenovay import metrics, snippets
 from zenovay.models import ApiKey, Event, Website
 from zenovay.signin import ThrottledAdminAuthenticationForm
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    class _Activity(TypedDict):
+        live_count: int | None
+        last_event: dt.datetime | None
+
+    # A website as the admin lists and shows it: with `_with_activity`'s two annotations.
+    Listed = WithAnnotations[Website, _Activity]
 
 # The admin's sign-in is throttled like the dashboard's; "View site" opens the dashboard.
 admin.site.login_form = ThrottledAdminAuthenticationForm
@@ -62,11 +74,10 @@ class WebsiteAdmin(admin.ModelAdmin):
         return _with_activity(queryset)
 
     def get_fieldsets(self, request, obj=None):
+        main = (None, {"fields": self._editable_main(request)})
         if obj is None:  # adding: tracking fields do not exist yet
-            return [(None, {"fields": self._editable_main(request)}), self.fieldsets[2]]
-        fieldsets = [list(fs) for fs in self.fieldsets]
-        fieldsets[0] = (None, {"fields": self._editable_main(request)})
-        return fieldsets
+            return [main, self.fieldsets[2]]
+        return [main, *self.fieldsets[1:]]
 
     def _editable_main(self, request: HttpRequest) -> list[str]:
         fields = ["name", "domain", "timezone", "enabled"]
@@ -98,21 +109,21 @@ class WebsiteAdmin(admin.ModelAdmin):
     # --- Columns
 
     @admin.display(description="Live visitors", ordering="live_count")
-    def live_visitors(self, obj: Website) -> int:
+    def live_visitors(self, obj: Listed) -> int:
         return obj.live_count or 0
 
     @admin.display(description="Last event", ordering="last_event")
-    def last_event_at(self, obj: Website) -> str:
+    def last_event_at(self, obj: Listed) -> str:
         if obj.last_event is None:
             return "—"
         return timezone.localtime(obj.last_event).strftime("%Y-%m-%d %H:%M")
 
     @admin.display(description="Status")
-    def status(self, obj: Website) -> str:
+    def status(self, obj: Listed) -> str:
         return _status_label(obj)
 
     @admin.display(description="Tracking status")
-    def tracking_status(self, obj: Website) -> str:
+    def tracking_status(self, obj: Listed) -> str:
         label = _status_label(obj)
         if obj.last_event is None:
             return f"{label}. Paste the tracker snippet below into your pages, then load one."
@@ -152,7 +163,7 @@ class WebsiteAdmin(admin.ModelAdmin):
                     **self.admin_site.each_context(request),
                     "title": "Regenerate tracking codes?",
                     "websites": queryset,
-                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                     "opts": self.model._meta,
                 },
             )
@@ -201,7 +212,7 @@ def _with_activity(queryset: QuerySet[Website]) -> QuerySet[Website]:
     return queryset.annotate(live_count=Subquery(live), last_event=Subquery(last))
 
 
-def _status_label(obj: Website) -> str:
+def _status_label(obj: Listed) -> str:
     if not obj.enabled:
         return "Disabled"
     if obj.last_event is None:
@@ -218,8 +229,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     list_display = ["name", "user", "key", "created", "last_used"]
     search_fields = ["name", "prefix", "user__username"]
-    fields = ["name", "user", "key", "created", "last_used"]
-    readonly_fields = fields
+    fields = readonly_fields = ("name", "user", "key", "created", "last_used")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApiKey]:
         queryset = super().get_queryset(request).select_related("user")

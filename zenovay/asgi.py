@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from typing import cast
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zenovay.settings")
 
@@ -24,21 +25,29 @@ django_application = ASGIStaticFilesHandler(get_asgi_application())
 from api.collect import CollectFastPath  # noqa: E402
 from dashboard import routing as dashboard_routing  # noqa: E402
 from widgets import routing as widget_routing  # noqa: E402
-from zenovay.infra.guard import Guard  # noqa: E402
+from zenovay.infra.guard import App, Guard  # noqa: E402
 
 # Widgets are embedded on any site, so sockets accept every origin; they are read-only.
 # Only the owner dashboard's sockets read the session (see dashboard.routing), and check
 # that the page opening them is on this server (see dashboard.consumers).
 # Guard: body limits and timeouts on every path, WebSockets per client (see its docstring).
 # POST /e/collect, the hot path, is answered before Django (see api.collect).
+# (The cast: Channels' stubs spell ASGI's scope and messages with asgiref's TypedDicts, the
+# guard with plain dicts; it is the same protocol.)
 application = Guard(
-    ProtocolTypeRouter(
-        {
-            "http": CollectFastPath(django_application),
-            "websocket": URLRouter(
-                widget_routing.websocket_urlpatterns + dashboard_routing.websocket_urlpatterns
-            ),
-        }
+    cast(
+        App,
+        ProtocolTypeRouter(
+            {
+                "http": CollectFastPath(django_application),
+                "websocket": URLRouter(
+                    [
+                        *widget_routing.websocket_urlpatterns,
+                        *dashboard_routing.websocket_urlpatterns,
+                    ]
+                ),
+            }
+        ),
     )
 )
 

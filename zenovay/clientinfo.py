@@ -7,7 +7,9 @@ import hashlib
 import hmac
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import iptocc
 import ua_parser
@@ -72,7 +74,7 @@ def of_request(request) -> tuple[IPAddress | None, bool]:
     return client_ip(request.META.get("REMOTE_ADDR"), request.headers.get("X-Forwarded-For"))
 
 
-def of_scope(scope: dict) -> IPAddress | None:
+def of_scope(scope: Mapping[str, Any]) -> IPAddress | None:
     """The client address of an ASGI connection (HTTP or WebSocket), read the same way."""
     peer = scope.get("client") or (None,)
     forwarded = None
@@ -82,7 +84,7 @@ def of_scope(scope: dict) -> IPAddress | None:
     return client_ip(peer[0], forwarded)[0]
 
 
-def scope_is_secure(scope: dict) -> bool:
+def scope_is_secure(scope: Mapping[str, Any]) -> bool:
     """Whether the browser reached us over TLS: https/wss, or a trusted proxy says so
     (SECURE_PROXY_SSL_HEADER, read as Django's request.is_secure() reads it)."""
     if scope.get("scheme") in ("https", "wss"):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from typing import Literal, TypedDict
+from typing import Literal, TypedDict, TypeGuard
 
 from django.db.models import Avg, Count, Exists, F, Max, OuterRef, Q, Sum
 from django.utils import timezone
@@ -38,6 +38,11 @@ ACTIVE_WITHIN = dt.timedelta(hours=24)
 TOP = 10
 Period = Literal["today", "week", "month"]
 PERIODS: tuple[Period, ...] = ("today", "week", "month")
+
+
+def is_period(value: str) -> TypeGuard[Period]:
+    """Whether a string from a request names one of the periods."""
+    return value in PERIODS
 
 
 class LiveSnapshot(TypedDict):

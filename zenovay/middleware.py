@@ -43,7 +43,7 @@ class ApiFastPath:
             return await self.get_response(request)
         request.get_host()  # DisallowedHost -> 400, as CommonMiddleware would
         request.resolver_match = match
-        response = self.security.process_request(request)  # the HTTPS redirect
+        response: HttpResponse | None = self.security.process_request(request)  # HTTPS redirect
         if response is None:
             response = await match.func(request, *match.args, **match.kwargs)
         response = self.security.process_response(request, response)

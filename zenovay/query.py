@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -391,6 +393,10 @@ def buckets(query: Query, name: str) -> list[dt.datetime]:
     return starts
 
 
+def _label_of_bucket(starts: list[dt.datetime], name: str, zone, index: int) -> str:
+    return _label(starts[index], name, zone)
+
+
 def _label(start: dt.datetime, name: str, zone) -> str:
     local = start.astimezone(zone)
     if name == "time:hour":  # with its offset: a DST night has two 01:00s
@@ -523,7 +529,7 @@ def _ordered(rows: list[Row], query: Query) -> list[Row]:
         return row["dimensions"][query.dimensions.index(name)]
 
     for name, direction in reversed(query.order_by):
-        rows.sort(key=lambda row, n=name: value(row, n), reverse=direction == "desc")
+        rows.sort(key=functools.partial(value, name=name), reverse=direction == "desc")
     return rows
 
 
@@ -779,22 +785,31 @@ def _group(
     query: Query, qs: QuerySet, time_column: str, table: int
 ) -> tuple[QuerySet, list[str], list]:
     """`qs` annotated with one column per dimension, and how to read each back."""
-    names, readers = [], []
+    names: list[str] = []
+    readers: list[Callable[[Any], Any]] = []
     for dim in query.dimensions:
         alias = "d_" + re.sub(r"\W", "_", dim)
         if dim in TIME:
             starts = buckets(query, dim)
             qs = qs.annotate(**{alias: _bucket_case(time_column, starts)})
             zone = query.website.zone
-            readers.append(lambda i, s=starts, d=dim, z=zone: _label(s[i], d, z))
+            readers.append(functools.partial(_label_of_bucket, starts, dim, zone))
         elif dim.startswith(PROPS):
             qs = qs.annotate(**{alias: KeyTextTransform(dim[len(PROPS) :], "props")})
             readers.append(lambda v: "" if v is None else str(v))
         else:
-            qs = qs.annotate(**{alias: F(COLUMNS[dim][table])})
+            qs = qs.annotate(**{alias: F(_column(dim, table))})
             readers.append(lambda v: v)
         names.append(alias)
     return qs, names, readers
+
+
+def _column(dimension: str, table: int) -> str:
+    """A dimension's column in events (table 0) or sessions (1); validation has kept the
+    query to dimensions its tables have."""
+    column = COLUMNS[dimension][table]
+    assert column is not None, (dimension, table)
+    return column
 
 
 def _filtered(qs: QuerySet, filters: tuple[Filter, ...], table: int) -> QuerySet:
@@ -803,7 +818,7 @@ def _filtered(qs: QuerySet, filters: tuple[Filter, ...], table: int) -> QuerySet
             column = f"f_prop_{i}"
             qs = qs.annotate(**{column: KeyTextTransform(f.dimension[len(PROPS) :], "props")})
         else:
-            column = COLUMNS[f.dimension][table]
+            column = _column(f.dimension, table)
         if f.operator in ("is", "is_not"):
             condition = Q(**{f"{column}__in": list(f.values)})
         elif f.operator == "contains":

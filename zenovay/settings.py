@@ -155,10 +155,10 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "zenovay.sqlite3",
+            "NAME": str(VAR_DIR / "zenovay.sqlite3"),
             # A file, not memory, so that server processes started by tests share it;
             # one per test run so that runs side by side do not collide.
-            "TEST": {"NAME": VAR_DIR / f"test-{os.getpid()}.sqlite3"},
+            "TEST": {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")},
         }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":

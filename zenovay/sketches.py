@@ -188,13 +188,16 @@ def whole_days(
     return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-def _plan(website: Website, since: dt.datetime, until: dt.datetime, now: dt.datetime):
+def _plan(
+    website: Website, since: dt.datetime, until: dt.datetime, now: dt.datetime
+) -> _Plan | None:
     """The range as finished months and days; None unless it is whole local days."""
     days = whole_days(website, since, until, now)
     if days is None:
         return None
     zone, sealed_until = website.zone, now - LAG
-    months, rest = [], []
+    months: list[int] = []
+    rest: list[int] = []
     for day in days:
         if months and day < _next_month(_local(months[-1], zone)):
             continue  # inside a month taken whole

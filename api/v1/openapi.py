@@ -249,7 +249,7 @@ EXAMPLE_ANSWER = {
     },
     "query": EXAMPLE_QUERY,
 }
-SECURITY = [{"bearer": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 @functools.lru_cache(maxsize=4)
