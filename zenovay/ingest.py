@@ -1,8 +1,9 @@
 """The write path: validate -> identify -> store -> notify.
 
-`collect()` is what the HTTP view calls with the raw body; `record_event()` is the
-one place an event and its session are written, used by the view and by
-`manage.py simulate` alike.
+A collect body is parsed by `zenovay.payload` first; here its website is checked
+(`check_source`), the event identified and classified (`accept`) and stored with its
+session and aggregates (`store`, a batch at a time: the group commit, `zenovay.writer`,
+calls it for collect requests; `record_event` for one event, as `manage.py simulate` does).
 """
 
 from __future__ import annotations
@@ -15,18 +16,10 @@ from urllib.parse import urlsplit
 from django.db import connection, transaction
 from django.utils import timezone
 
-from zenovay import aggregates, clientinfo, push, salts, sites
+from zenovay import aggregates, clientinfo, push, salts
 from zenovay.infra import pg
 from zenovay.models import Event, Website
-from zenovay.payload import (
-    MAX_BODY_BYTES,
-    UNKNOWN_CODE,
-    Forbidden,
-    NotFound,
-    Payload,
-    PayloadTooLarge,
-    parse_payload,
-)
+from zenovay.payload import UNKNOWN_CODE, Forbidden, NotFound, Payload
 
 SESSION_GAP = dt.timedelta(minutes=30)
 
@@ -40,15 +33,6 @@ class Client:
     user_agent: str
     do_not_track: bool = False
     origin: str | None = None  # the browser's Origin header, as sent
-
-
-def collect(*, body: bytes, client: Client, now: dt.datetime | None = None) -> str | None:
-    """Validate a raw collect body and record it; the reason when dropped on purpose."""
-    if len(body) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The body is over {MAX_BODY_BYTES} bytes.")
-    payload = parse_payload(body)
-    website = check_source(sites.by_code(payload.code), payload, client)
-    return record_event(website=website, payload=payload, client=client, now=now)
 
 
 def check_source(website: Website | None, payload: Payload, client: Client) -> Website:
