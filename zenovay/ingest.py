@@ -59,7 +59,7 @@ def _origin_allowed(website: Website, origin: str | None) -> bool:
         host = url.hostname
     except ValueError:
         return False
-    return url.scheme in ("http", "https") and bool(host) and website.allows_host(host)
+    return url.scheme in ("http", "https") and host is not None and website.allows_host(host)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +211,7 @@ def store(batch: Sequence[Pending]) -> list[tuple[Pending, _Session | None, _Ses
     the second one sees the first one's session, so a visitor never has two open
     sessions. SQLite has one writer at a time (IMMEDIATE transactions) already.
     """
-    changes = []
+    changes: list[tuple[Pending, _Session | None, _Session | None]] = []
     with transaction.atomic(), connection.cursor() as cursor:
         zones = aggregates.website_zones({pending.website_pk for pending in batch})
         batch = [pending for pending in batch if pending.website_pk in zones]
@@ -232,7 +232,8 @@ def store(batch: Sequence[Pending]) -> list[tuple[Pending, _Session | None, _Ses
         _write_events(cursor, batch)
         aggregates.apply([_recorded(*change) for change in changes], zones)
         for website_pk in {pending.website_pk for pending in batch}:
-            transaction.on_commit(lambda pk=website_pk: push.site_changed(pk), robust=True)
+            # mypy cannot type a lambda whose default argument binds the loop variable
+            transaction.on_commit(lambda pk=website_pk: push.site_changed(pk), robust=True)  # type: ignore[misc]
     return changes
 
 

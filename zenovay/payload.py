@@ -13,7 +13,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from zenovay import ids, pagepaths
@@ -59,7 +59,7 @@ class PayloadTooLarge(IngestError):
 @dataclass(slots=True)
 class Payload:
     code: str
-    type: str
+    type: Literal["pageview", "engagement", "event"]
     hostname: str
     path: str
     referrer_host: str = ""
