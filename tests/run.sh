@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: sets up .venv, installs the project with
-# its dev extras, then runs every test twice:
+# its dev extras, type-checks the apps (mypy, configured in pyproject.toml), then runs
+# every test twice:
 #   1. on the embedded default: SQLite, in-process cache and channel layer;
 #   2. on PostgreSQL with Redis for the cache, rate limits and channel layer.
-# Both suites always run; the script fails if either did. Tests run in a random order
+# The type check and both suites always run; the script fails if any of them did. Tests run in a random order
 # (pytest-randomly), the same order in both suites: the seed is printed, and
 # `TEST_SEED=N bash tests/run.sh` replays it. Extra arguments go to pytest
 # (e.g. `bash tests/run.sh -k collect`, or `-p no:randomly` for the file order).
@@ -26,6 +27,10 @@ for arg in "$@"; do
   [ "$arg" = "no:randomly" ] && order=()
 done
 
+echo "== mypy: zenovay, api, widgets, dashboard"
+typed=0
+env -u DATABASE_URL -u REDIS_URL .venv/bin/mypy || typed=$?
+
 echo "== test order: random, seed $SEED (TEST_SEED=$SEED bash tests/run.sh replays it)"
 echo "== suite 1/2: SQLite, in-process layer"
 first=0
@@ -35,5 +40,5 @@ echo "== suite 2/2: PostgreSQL + Redis ($PG_URL, $REDIS)"
 second=0
 DATABASE_URL=$PG_URL REDIS_URL=$REDIS .venv/bin/python -m pytest "${order[@]}" "$@" || second=$?
 
-echo "== suite 1/2 (SQLite) exited $first; suite 2/2 (PostgreSQL + Redis) exited $second; seed $SEED"
-[ "$first" = 0 ] && [ "$second" = 0 ]
+echo "== mypy exited $typed; suite 1/2 (SQLite) exited $first; suite 2/2 (PostgreSQL + Redis) exited $second; seed $SEED"
+[ "$typed" = 0 ] && [ "$first" = 0 ] && [ "$second" = 0 ]
