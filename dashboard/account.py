@@ -36,6 +36,7 @@ def _page(
 ) -> HttpResponse:
     context = {
         "nav_websites": list(access.visible_websites(request.user)),
+        # login_required: the user is signed in, not AnonymousUser (no api_keys there)
         "keys": request.user.api_keys.all(),  # type: ignore[union-attr]
         "form": form,
         "new_key": new_key,

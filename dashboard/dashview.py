@@ -92,8 +92,8 @@ def view_of(request: HttpRequest, website: Website, now: dt.datetime) -> View:
 
 
 def _span(period: str, website: Website, now: dt.datetime, start: str, end: str):
-    if period in ("today", "week", "month"):
-        return metrics.period_start(now, website, period), now  # type: ignore[arg-type]
+    if metrics.is_period(period):
+        return metrics.period_start(now, website, period), now
     named: object = [start, end] if period == "custom" else period
     since, until, _ = query.date_range(named, website, now)
     return since, until

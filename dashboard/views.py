@@ -200,11 +200,11 @@ def _charts_context(
 
 
 def _period_context(
-    website: Website, view: dashview.View | str, now: dt.datetime
+    website: Website, view: dashview.View | metrics.Period, now: dt.datetime
 ) -> dict[str, Any]:
     """The lower half for a view (or a period's name: today, week, month)."""
     if isinstance(view, str):
-        since = metrics.period_start(now, website, view)  # type: ignore[arg-type]
+        since = metrics.period_start(now, website, view)
         view = dashview.View(view, since, now)
     return {
         "website": website,

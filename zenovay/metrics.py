@@ -141,6 +141,7 @@ def stats(
     if fresh(website, now):
         visitors, sessions = _stats_from_tallies(website, period, now)
         return {
+            # the tallies' today/week/month come as a dict[str, int]: VisitorCounts' other keys
             "visitors": {"live": _window(website, now).visitors, **visitors},  # type: ignore[typeddict-item]
             **sessions,
             "timestamp": iso(now),

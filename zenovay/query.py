@@ -298,8 +298,8 @@ def _int(value: object, name: str, low: int, high: int) -> int:
 
 
 def _compare(value: object) -> str | None:
-    if value in (None, "previous_period", "year_over_year"):
-        return value  # type: ignore[return-value]
+    if value is None or (isinstance(value, str) and value in ("previous_period", "year_over_year")):
+        return value
     raise QueryError("compare", "Use previous_period or year_over_year, or leave it out.")
 
 
@@ -566,12 +566,13 @@ _SESSION_VISITORS = {aggregates.DAY: "day", aggregates.WEEK: "week", aggregates.
 
 def _one_period(query: Query) -> int | None:
     """The aggregate kind when [since, until] is one whole local day, week or month (so far)."""
-    for kind, name in (
+    periods: tuple[tuple[int, metrics.Period], ...] = (
         (aggregates.DAY, "today"),
         (aggregates.WEEK, "week"),
         (aggregates.MONTH, "month"),
-    ):
-        start = metrics.period_start(query.until, query.website, name)  # type: ignore[arg-type]
+    )
+    for kind, name in periods:
+        start = metrics.period_start(query.until, query.website, name)
         if query.since == start:
             end = _period_end(start, kind, query.website)
             if query.until < end:

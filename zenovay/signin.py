@@ -258,6 +258,7 @@ class ThrottledLoginMixin(forms.Form):
     busy_message = "Too many people are signing in right now. Please try again in a moment."
 
     def clean(self):
+        # mixed into Django's AuthenticationForm, which has `request` (this Form does not)
         throttle = LoginThrottle(self.request, self.data.get("username", ""))  # type: ignore[attr-defined]
         self._refuse_if_locked(throttle.begin())
         with check_slots.take() as free:
@@ -272,7 +273,8 @@ class ThrottledLoginMixin(forms.Form):
                 else:
                     throttle.refund()
                 raise
-        if self.user_cache is None:  # type: ignore[attr-defined]  # a field is missing: unchecked
+        # `user_cache` is AuthenticationForm's; None: a field is missing, nothing was checked
+        if self.user_cache is None:  # type: ignore[attr-defined]
             throttle.refund()
         else:
             self._refuse_if_locked(throttle.succeeded())

@@ -17,14 +17,25 @@ from collections.abc import Callable
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from api.errors import json_error
 from zenovay import apikeys
 from zenovay.infra import store
+from zenovay.models import ApiKey
 
 SyncView = Callable[..., HttpResponse]
+
+
+class KeyRequest(HttpRequest):
+    """A request `key_required` let through: who called, by which key."""
+
+    api_key: ApiKey
+    api_user: User
+
+
 WINDOW_SECONDS = 3600
 
 
@@ -34,15 +45,15 @@ def key_required(view: SyncView) -> SyncView:
 
     @csrf_exempt
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+    def wrapper(request: KeyRequest, *args: object, **kwargs: object) -> HttpResponse:
         key = apikeys.authenticate(_bearer(request))
         if key is None:
             return unauthorized()
         limit = settings.ZENOVAY_API_KEY_PER_HOUR
         verdict = async_to_sync(store.get_store().hit)(f"apikey:{key.pk}", limit, WINDOW_SECONDS)
         if verdict.allowed:
-            request.api_key = key  # type: ignore[attr-defined]
-            request.api_user = key.user  # type: ignore[attr-defined]
+            request.api_key = key
+            request.api_user = key.user
             apikeys.touch(key)
             response = view(request, *args, **kwargs)
         else:

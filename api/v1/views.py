@@ -12,7 +12,7 @@ import json
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from api.errors import json_error
-from api.v1.auth import key_required
+from api.v1.auth import KeyRequest, key_required
 from zenovay import access, exports, query
 from zenovay.models import Website
 
@@ -27,10 +27,10 @@ def _method(request: HttpRequest, allowed: str) -> HttpResponse | None:
     return response
 
 
-def _website(request: HttpRequest, site_id: object) -> Website | None:
+def _website(request: KeyRequest, site_id: object) -> Website | None:
     if not isinstance(site_id, str):
         return None
-    return access.visible_website(request.api_user, site_id)  # type: ignore[attr-defined]
+    return access.visible_website(request.api_user, site_id)
 
 
 def _invalid(error: query.QueryError) -> JsonResponse:
@@ -40,11 +40,11 @@ def _invalid(error: query.QueryError) -> JsonResponse:
 
 
 @key_required
-def sites(request: HttpRequest) -> HttpResponse:
+def sites(request: KeyRequest) -> HttpResponse:
     """GET /api/v1/sites: the websites the key may read."""
     if refused := _method(request, "GET"):
         return refused
-    user = request.api_user  # type: ignore[attr-defined]
+    user = request.api_user
     found = [
         {
             "site_id": website.website_id,
@@ -60,7 +60,7 @@ def sites(request: HttpRequest) -> HttpResponse:
 
 
 @key_required
-def query_view(request: HttpRequest) -> HttpResponse:
+def query_view(request: KeyRequest) -> HttpResponse:
     """POST /api/v1/query: JSON in (see `zenovay.query`), JSON out."""
     if refused := _method(request, "POST"):
         return refused
@@ -90,7 +90,7 @@ def query_view(request: HttpRequest) -> HttpResponse:
 
 
 @key_required
-def export(request: HttpRequest) -> HttpResponse:
+def export(request: KeyRequest) -> HttpResponse:
     """GET /api/v1/export?site_id=&date_range=30d (or from,to): a zip of CSV files."""
     if refused := _method(request, "GET"):
         return refused

@@ -22,6 +22,7 @@ register.filter("grouped", zenovay_widgets.grouped)
 def duration(seconds: object) -> str:
     """75 -> "1m 15s", 3725 -> "1h 2m", 0 -> "0s"."""
     try:
+        # A filter takes whatever a template hands it; what int() refuses is caught below.
         total = max(int(seconds), 0)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return "\N{EN DASH}"
@@ -36,6 +37,7 @@ def duration(seconds: object) -> str:
 def percent(rate: object) -> str:
     """0.42 -> "42%"."""
     try:
+        # A filter takes whatever a template hands it; what float() refuses is caught below.
         return f"{round(float(rate) * 100)}%"  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "\N{EN DASH}"
@@ -45,6 +47,7 @@ def percent(rate: object) -> str:
 def signed_percent(change: object) -> str:
     """12.5 -> "+12.5%", -3.0 -> "-3%" (with a minus sign), 0.0 -> "±0%"."""
     try:
+        # A filter takes whatever a template hands it; what float() refuses is caught below.
         value = float(change)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return ""
@@ -124,6 +127,7 @@ def accepts_local_pages(website: Website) -> bool:
 def percent_1(rate: object) -> str:
     """0.1234 -> "12.3%" (conversion rates are often small)."""
     try:
+        # A filter takes whatever a template hands it; what float() refuses is caught below.
         return f"{float(rate) * 100:.1f}%"  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "\N{EN DASH}"

@@ -75,6 +75,8 @@ class HttpProtocol(HttpToolsProtocol):
 
     header_deadline: asyncio.TimerHandle | None = None
 
+    # asyncio.Protocol declares BaseTransport; a TCP connection is handed a Transport (as
+    # uvicorn's own override says, with the same ignore)
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if not peers.admit(transport):
