@@ -609,9 +609,7 @@ def _insert(cursor, head: str, types: Sequence[str], rows: list[list], tail: str
     if connection.vendor == "postgresql":
         arrays = ", ".join(f"%s::{kind}[]" for kind in types)
         sql = f"{head} SELECT * FROM unnest({arrays}) {tail}"  # noqa: S608 - fixed texts
-        return pg.run(
-            cursor, sql, [list(column) for column in zip(*rows, strict=True)], returns=returns
-        )
+        return pg.run(cursor, sql, pg.columns(rows), returns=returns)
     found = []
     for chunk in _chunks(rows):
         params = [value for row in chunk for value in row]

@@ -9,6 +9,7 @@ calls it for collect requests; `record_event` for one event, as `manage.py simul
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -232,8 +233,7 @@ def store(batch: Sequence[Pending]) -> list[tuple[Pending, _Session | None, _Ses
         _write_events(cursor, batch)
         aggregates.apply([_recorded(*change) for change in changes], zones)
         for website_pk in {pending.website_pk for pending in batch}:
-            # mypy cannot type a lambda whose default argument binds the loop variable
-            transaction.on_commit(lambda pk=website_pk: push.site_changed(pk), robust=True)  # type: ignore[misc]
+            transaction.on_commit(functools.partial(push.site_changed, website_pk), robust=True)
     return changes
 
 
@@ -405,18 +405,14 @@ def _write_sessions(cursor, sessions: dict[tuple[int, int], _Session]) -> None:
             )
     if connection.vendor == "postgresql":  # one statement each, whatever the batch
         if updates:
-            pg.run(cursor, _UPDATE_SESSIONS_PG, _columns(updates), returns=False)
+            pg.run(cursor, _UPDATE_SESSIONS_PG, pg.columns(updates), returns=False)
         if inserts:
-            pg.run(cursor, _INSERT_SESSIONS_PG, _columns(inserts), returns=False)
+            pg.run(cursor, _INSERT_SESSIONS_PG, pg.columns(inserts), returns=False)
         return
     if updates:
         cursor.executemany(_UPDATE_SESSION, updates)
     if inserts:
         cursor.executemany(_INSERT_SESSION, inserts)
-
-
-def _columns(rows: list[list]) -> list[list]:
-    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def _write_events(cursor, batch: Sequence[Pending]) -> None:

@@ -23,3 +23,8 @@ def run(cursor: Any, sql: str, params: list[Any], *, returns: bool = True) -> li
     with psycopg.Cursor(cursor.connection) as bound:
         bound.execute(sql, params, binary=True, prepare=True)
         return bound.fetchall() if returns else []
+
+
+def columns(rows: list[list[Any]]) -> list[list[Any]]:
+    """Rows as one array per column, for `unnest(%s::type[], ...)`."""
+    return [list(column) for column in zip(*rows, strict=True)]
