@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 description of the public API, built once as a plain dict.
 
 It is the machine-readable form of the public contract: `/e/openapi.json` serves it,
-`/docs/api` renders it for people, and `tests/test_openapi.py` validates real responses
+`/docs/api` renders it for people, and `tests/api/test_openapi.py` validates real responses
 of every endpoint against it. Response bodies are closed (`additionalProperties: false`,
 every field required) so a field added, dropped or retyped in `zenovay.metrics` fails
 the tests instead of silently changing what users get.

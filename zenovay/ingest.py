@@ -133,7 +133,7 @@ def accept(
 #
 # The write path runs for every event, so it is precomposed SQL rather than ORM calls
 # (which cost more CPU than the database work itself). Column names are the models' own;
-# tests/test_ingest.py checks what lands in them.
+# tests/core/test_ingest.py checks what lands in them.
 
 
 @dataclass(slots=True)

@@ -19,9 +19,12 @@ import os
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger("zenovay.store")
 BREAK_SECONDS = 5.0
@@ -184,6 +187,7 @@ class RedisStore:
         self.prefix = "zenovay:store:"
         self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._sync_client: redis.Redis | None = None
         self._sequence = 0
 
     def _client(self):
@@ -228,14 +232,18 @@ class RedisStore:
             return value
 
     def delete(self, keys: list[str]) -> None:
+        """Called from synchronous code (signals after a website is saved); one client with
+        its own pool serves every thread, rather than a connection per call."""
         import redis
 
         if not keys:
             return
         try:
-            client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5, socket_timeout=0.5)
-            client.delete(*(self.prefix + key for key in keys))
-            client.close()
+            if self._sync_client is None:
+                self._sync_client = redis.Redis.from_url(
+                    self.url, socket_connect_timeout=0.5, socket_timeout=0.5
+                )
+            self._sync_client.delete(*(self.prefix + key for key in keys))
         except Exception as exc:
             breaker.trip(exc)
 
