@@ -67,7 +67,7 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """JSON under /e/, Django's plain page elsewhere."""
+    """JSON under /e/ and /api/; elsewhere templates/404.html, in the dashboard's look."""
     if is_api_path(request):
         return add_cors_headers(json_error(404, "There is nothing at this address."))
     return page_not_found(request, exception)
