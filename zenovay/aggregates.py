@@ -443,9 +443,7 @@ class _Batch:
         )
         since = EPOCH + dt.timedelta(microseconds=lo)
         if connection.vendor == "postgresql":
-            starts = sorted(self.starts)
-            columns = [[pk for pk, _ in starts], [visitor for _, visitor in starts], since]
-            rows = pg.run(cursor, _EARLIER_SESSIONS_PG, columns)
+            rows = pg.run(cursor, _EARLIER_SESSIONS_PG, [pg.as_json(sorted(self.starts)), since])
         else:
             pks = sorted({pk for pk, _ in self.starts})
             visitors = sorted({visitor for _, visitor in self.starts})
@@ -465,7 +463,7 @@ class _Batch:
 # One index range per visitor (website, visitor, last_event_at), whatever the planner's
 # statistics say: with IN lists it could scan every recent session of the website.
 _EARLIER_SESSIONS_PG = (
-    "SELECT g.w, g.v, s.last_event_at FROM unnest(%s::bigint[], %s::bigint[]) AS g(w, v)"
+    f"SELECT g.w, g.v, s.last_event_at FROM {pg.rows('g', w='bigint', v='bigint')}"  # noqa: S608
     " CROSS JOIN LATERAL (SELECT last_event_at FROM zenovay_session"
     " WHERE website_id = g.w AND visitor = g.v AND last_event_at >= %s) AS s"
 )
@@ -522,7 +520,7 @@ def _upsert_dims(cursor, dims: dict[tuple[int, int, int, str, str], list[int]]) 
 _PROFILE_COLUMNS = "website_id, visitor, kind, period, key, first_us"
 _PROFILE_ROWS_PG = (
     f"SELECT {_PROFILE_COLUMNS} FROM zenovay_firstseen JOIN"  # noqa: S608 - fixed texts
-    " unnest(%s::bigint[], %s::bigint[], %s::smallint[], %s::bigint[]) AS g(w, v, k, p)"
+    f" {pg.rows('g', w='bigint', v='bigint', k='smallint', p='bigint')}"
     " ON website_id = g.w AND kind = g.k AND period = g.p AND visitor = g.v"
     " WHERE substr(key, 1, 2) = 'x:'"
 )
@@ -533,8 +531,7 @@ def _profile_rows(cursor, groups: list[tuple[int, int, int, int]]) -> list[tuple
     if not groups:
         return []
     if connection.vendor == "postgresql":
-        columns = [list(column) for column in zip(*groups, strict=True)]
-        return pg.run(cursor, _PROFILE_ROWS_PG, columns)
+        return pg.run(cursor, _PROFILE_ROWS_PG, [pg.as_json(groups)])
     found = []
     for chunk in _chunks(groups, CHUNK // 4):
         match = " OR ".join(
@@ -599,17 +596,17 @@ def _upsert_tally(
 def _insert(cursor, head: str, types: Sequence[str], rows: list[list], tail: str) -> list:
     """One INSERT of many rows; what it returns (RETURNING), if anything.
 
-    PostgreSQL gets one array per column (`unnest`): a statement of a few parameters
-    whatever the number of rows, which the driver need not parse at length (a VALUES list
-    of thousands of placeholders cost more CPU than the database's work). SQLite gets
-    VALUES lists of `CHUNK` rows."""
+    PostgreSQL gets the rows as one JSON parameter (`pg.rows`): a statement of one
+    parameter whatever the number of rows, which the driver need not parse at length (a
+    VALUES list of thousands of placeholders cost more CPU than the database's work).
+    SQLite gets VALUES lists of `CHUNK` rows."""
     if not rows:
         return []
     returns = "RETURNING" in tail
     if connection.vendor == "postgresql":
-        arrays = ", ".join(f"%s::{kind}[]" for kind in types)
-        sql = f"{head} SELECT * FROM unnest({arrays}) {tail}"  # noqa: S608 - fixed texts
-        return pg.run(cursor, sql, pg.columns(rows), returns=returns)
+        table = pg.rows("u", **{f"c{i}": kind for i, kind in enumerate(types)})
+        sql = f"{head} SELECT * FROM {table} {tail}"  # noqa: S608 - fixed texts
+        return pg.run(cursor, sql, [pg.as_json(rows)], returns=returns)
     found = []
     for chunk in _chunks(rows):
         params = [value for row in chunk for value in row]

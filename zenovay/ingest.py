@@ -175,28 +175,44 @@ _UPDATE_SESSION = (
 )
 # PostgreSQL: one statement per batch, each prepared once per connection (zenovay.infra.pg).
 _LOCK_VISITORS_PG = (
-    "SELECT count(pg_advisory_xact_lock(k)) FROM"
-    " (SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) AS keys"
+    "SELECT count(pg_advisory_xact_lock(k)) FROM"  # noqa: S608 - fixed texts
+    f" (SELECT k FROM {pg.rows('g', k='bigint')} ORDER BY k) AS keys"
 )
 # The latest session of each (website, visitor): one index range each, whatever the
 # planner's statistics say (with IN lists it could scan every recent session of a site).
 _OPEN_SESSIONS_PG = (
     f"SELECT s.id, g.w, g.v, {_SESSION_COLUMNS}"  # noqa: S608 - fixed texts
-    " FROM unnest(%s::bigint[], %s::bigint[]) AS g(w, v) CROSS JOIN LATERAL"
+    f" FROM {pg.rows('g', w='bigint', v='bigint')} CROSS JOIN LATERAL"
     f" (SELECT id, {_SESSION_COLUMNS} FROM zenovay_session"
     " WHERE website_id = g.w AND visitor = g.v AND last_event_at >= %s"
     " ORDER BY last_event_at DESC LIMIT 1) AS s"
 )
 _UPDATE_SESSIONS_PG = (
-    "UPDATE zenovay_session AS s SET last_event_at = u.last_event_at,"
+    "UPDATE zenovay_session AS s SET last_event_at = u.last_event_at,"  # noqa: S608
     " pageviews = u.pageviews, custom_events = u.custom_events, exit_path = u.exit_path"
-    " FROM unnest(%s::timestamptz[], %s::integer[], %s::integer[], %s::text[], %s::bigint[])"
-    " AS u(last_event_at, pageviews, custom_events, exit_path, id) WHERE s.id = u.id"
+    " FROM "
+    + pg.rows(
+        "u",
+        last_event_at="timestamptz",
+        pageviews="integer",
+        custom_events="integer",
+        exit_path="text",
+        id="bigint",
+    )
+    + " WHERE s.id = u.id"
 )
 _INSERT_SESSIONS_PG = (
-    f"INSERT INTO zenovay_session (website_id, visitor, {_SESSION_COLUMNS})"  # noqa: S608
-    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[],"
-    " %s::integer[], %s::integer[]" + ", %s::text[]" * 10 + ")"
+    f"INSERT INTO zenovay_session (website_id, visitor, {_SESSION_COLUMNS}) SELECT * FROM "  # noqa: S608
+    + pg.rows(
+        "u",
+        website_id="bigint",
+        visitor="bigint",
+        started_at="timestamptz",
+        last_event_at="timestamptz",
+        pageviews="integer",
+        custom_events="integer",
+        **dict.fromkeys(["entry_path", "exit_path", *_SESSION_FACTS.split(", ")], "text"),
+    )
 )
 
 
@@ -282,7 +298,7 @@ def _lock_visitors(cursor, batch: Sequence[Pending]) -> None:
     if connection.vendor != "postgresql":
         return
     keys = sorted({_lock_key(pending.website_pk, pending.visitor) for pending in batch})
-    pg.run(cursor, _LOCK_VISITORS_PG, [keys])
+    pg.run(cursor, _LOCK_VISITORS_PG, [pg.as_json([[key] for key in keys])])
 
 
 def _lock_key(website_pk: int, visitor: int) -> int:
@@ -296,8 +312,7 @@ def _open_sessions(cursor, batch: Sequence[Pending]) -> dict[tuple[int, int], _S
     since = min(pending.ts for pending in batch) - SESSION_GAP
     if connection.vendor == "postgresql":
         pairs = sorted({(pending.website_pk, pending.visitor) for pending in batch})
-        columns = [[pk for pk, _ in pairs], [visitor for _, visitor in pairs], since]
-        rows = pg.run(cursor, _OPEN_SESSIONS_PG, columns)
+        rows = pg.run(cursor, _OPEN_SESSIONS_PG, [pg.as_json(pairs), since])
     else:
         websites = sorted({pending.website_pk for pending in batch})
         visitors = sorted({pending.visitor for pending in batch})
@@ -405,9 +420,9 @@ def _write_sessions(cursor, sessions: dict[tuple[int, int], _Session]) -> None:
             )
     if connection.vendor == "postgresql":  # one statement each, whatever the batch
         if updates:
-            pg.run(cursor, _UPDATE_SESSIONS_PG, pg.columns(updates), returns=False)
+            pg.run(cursor, _UPDATE_SESSIONS_PG, [pg.as_json(updates)], returns=False)
         if inserts:
-            pg.run(cursor, _INSERT_SESSIONS_PG, pg.columns(inserts), returns=False)
+            pg.run(cursor, _INSERT_SESSIONS_PG, [pg.as_json(inserts)], returns=False)
         return
     if updates:
         cursor.executemany(_UPDATE_SESSION, updates)

@@ -8,11 +8,21 @@ driver and parsed again by the server. `run` executes on the caller's connection
 transaction (a Django cursor's), with the values bound in binary, and prepares the
 statement the first time a connection runs it (settings: `prepare_threshold`), so later
 batches only bind and execute. Statements passed here are fixed texts whose shape does
-not depend on the batch (arrays, not lists of placeholders), so each is prepared once.
+not depend on the batch, so each is prepared once.
+
+A batch's rows go as one JSON parameter (`rows` in the statement, `as_json` for the value)
+rather than one array per column: the driver dumps arrays element by element in Python,
+about 4 µs a row of seven columns under the interpreter lock that the requests need too,
+where `json.dumps` takes 0.1 µs and the server unpacks the JSON on a core of its own.
+Values are what JSON holds (numbers, strings, booleans, null) and datetimes, sent in ISO
+form; a bigint is exact (JSON numbers are arbitrary precision in jsonb).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -25,6 +35,21 @@ def run(cursor: Any, sql: str, params: list[Any], *, returns: bool = True) -> li
         return bound.fetchall() if returns else []
 
 
-def columns(rows: list[list[Any]]) -> list[list[Any]]:
-    """Rows as one array per column, for `unnest(%s::type[], ...)`."""
-    return [list(column) for column in zip(*rows, strict=True)]
+def rows(alias: str, **types: str) -> str:
+    """A FROM item of the rows in one JSON parameter (a list of lists, `as_json`), named
+    `alias`, with these columns in this order: `FROM {rows("g", w="bigint", p="text")}`."""
+    values = ", ".join(f"(e.r->>{i})::{kind}" for i, kind in enumerate(types.values()))
+    names = ", ".join(types)
+    rows = f"SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS e(r)"  # noqa: S608
+    return f"({rows}) AS {alias}({names})"
+
+
+def as_json(table: Sequence[Sequence[Any]]) -> str:
+    """Rows as the parameter of `rows`."""
+    return json.dumps(table, default=_iso, separators=(",", ":"))
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not sent as JSON")

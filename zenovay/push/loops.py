@@ -87,6 +87,9 @@ class LoopState:
 def here() -> LoopState:
     """The running loop's state, made on first use; closed loops' states are dropped."""
     loop = asyncio.get_running_loop()
+    state = _loops.get(loop)  # a dict read is atomic: no lock once the state exists
+    if state is not None:
+        return state
     with _lock:
         state = _loops.get(loop)
         if state is None:
