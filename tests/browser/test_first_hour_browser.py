@@ -1,7 +1,8 @@
 """An owner's first hour in a real headless Chromium (issue 16, items 2, 4 and 5): the test
 snippet of the install guide counts a page served on this computer; a brand-new site does
 not claim "+100% vs. yesterday"; country rows carry their code as text; the dashboard fits
-a 420 px screen.
+a 420 px screen; a revoked shared link is a 404 page in the dashboard's look; and (item 9)
+every header and figure of the goals table is read whole at 1280 and 420 px.
 
 The server is the one of `conftest.dashboard_server`, with ZENOVAY_PUBLIC_URL set to its own
 address. The owner's test page is served by a real HTTP server on 127.0.0.1, as a
@@ -11,6 +12,7 @@ developer's `python -m http.server` would serve it. Screenshots go to var/screen
 from __future__ import annotations
 
 import http.server
+import itertools
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +22,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.conftest import OWNER_PASSWORD
 from tests.factories import record
-from zenovay.models import Event, Website
+from zenovay.models import Event, Goal, Website
 from zenovay.owners import create_owner
 
 pytestmark = pytest.mark.browser
@@ -208,3 +210,52 @@ def test_the_dashboard_fits_a_420_px_screen(page: Page, base: str, shop: Website
             })"""
         )
         assert latest == [True, True]
+
+
+def test_a_revoked_shared_link_is_a_page_in_the_dashboards_look(page: Page, base: str):
+    response = page.goto(f"{base}/share/revoked-link/")
+    assert response is not None and response.status == 404
+    card = page.locator(".signin-card")
+    expect(card.get_by_role("heading", name="This shared link does not work")).to_be_visible()
+    expect(card).to_have_css("border-radius", "16px")  # the dashboard's stylesheet applies
+    screenshot(page, "first-hour-404-shared-link")
+    card.get_by_role("link", name="Sign in").click()
+    expect(page).to_have_url(f"{base}/login/")
+
+
+# --- Item 9: the goals table is readable on a wide and a narrow screen
+
+
+@pytest.mark.parametrize("width", [1280, 420])
+def test_every_cell_of_the_goals_table_is_readable(page: Page, base: str, shop: Website, width):
+    long_path = "/docs/a-rather-long-page-path-for-a-narrow-screen-*"
+    for kind, value in (("event", "signup"), ("page", "/docs/*"), ("page", long_path)):
+        Goal.objects.create(website=shop, kind=kind, value=value)
+    visitors_now(shop, ["FR", "DE", "US"])  # each on /docs/...: that goal converts 100.0 %
+    record(shop, None, 0, "/docs/a-rather-long-page-path-0", kind="event", name="signup")
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in(page, base)
+    page.goto(f"{base}/dashboard/{shop.website_id}/")
+    goals = page.locator("section.table", has=page.locator("#t-goals"))
+    expect(goals.locator("tbody tr")).to_have_count(3)  # a long path wraps, not cut
+    expect(goals.locator("tbody tr").nth(1)).to_contain_text("100.0%")
+    goals.scroll_into_view_if_needed()
+    goals.screenshot(path=str(SCREENSHOTS / f"first-hour-goals-{width}.png"))
+
+    cut = goals.evaluate(
+        """section => [...section.querySelectorAll('th, td')]
+            .filter(cell => cell.scrollWidth > cell.clientWidth)
+            .map(cell => cell.textContent)"""
+    )
+    assert cut == []
+    # A header's text (not its cell: cells never overlap, text spills out of them) ends
+    # before the next one's begins.
+    texts = goals.locator("th").evaluate_all(
+        """cells => cells.map(cell => {
+            const range = document.createRange();
+            range.selectNodeContents(cell);
+            const box = range.getBoundingClientRect();
+            return [box.left, box.right];
+        })"""
+    )
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(texts)), texts
