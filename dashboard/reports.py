@@ -13,9 +13,10 @@ costs the same at any traffic:
 - recent custom events: the newest rows of the (website, type, ts) index.
 
 Buckets follow the website's time zone: a day starts at local midnight, so days
-around a DST change have 23 or 25 hours. Any other span (not a whole period so far, or
-with events recorded after its end) is computed from raw events as before: exact, and
-bounded by that span.
+around a DST change have 23 or 25 hours. Goals over any other run of whole local days
+(the last 7 or 30 days, dates) read the days' sketches (`zenovay.sketches`). Any other
+span (not a whole period so far, or with events recorded after its end) is computed from
+raw events as before: exact, and bounded by that span.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from typing import Literal, TypedDict
 from django.db import connection
 from django.db.models import Case, Count, F, IntegerField, QuerySet, When
 from django.db.models.functions import Collate
+from django.utils import timezone
 
-from zenovay import aggregates, metrics
+from zenovay import aggregates, metrics, sketches
 from zenovay.aggregates import quarter_of
 from zenovay.countries import country_name, flag
 from zenovay.models import Event, FirstSeen, PeriodTally, Tally, Website
@@ -336,21 +338,26 @@ class GoalFigures(TypedDict):
 def goals(
     website: Website, since: dt.datetime, until: dt.datetime, total_visitors: int
 ) -> list[GoalFigures]:
-    """Each goal's conversions over [since, until], exact, in the order they were made.
+    """Each goal's conversions over [since, until], in the order they were made.
 
-    A whole period so far reads the aggregates: an event name or an exact path is one
+    A whole period so far reads the aggregates, exact: an event name or an exact path is one
     PeriodTally row; a path pattern sums the period's matching page rows and counts its
     distinct visitors among the period's first-seen page rows (the only goal figure whose
-    cost grows with traffic). Any other span counts raw events."""
+    cost grows with traffic). Any other run of whole local days (the last 7 or 30 days,
+    dates) reads the days' sketches, as the visitors beside it do: conversions exact,
+    converters a HyperLogLog union of the matching values (exact below about 2,000, 0.8 %
+    standard error above; `zenovay.sketches`). Any other span counts raw events."""
     kind = _whole_period(website, since, until)
     found: list[GoalFigures] = []
     for goal in website.goals.all():
+        figures: tuple[int, int] | None
         if kind is not None:
-            conversions, visitors = _goal_from_aggregates(
-                website, kind, since, goal.kind, goal.value
-            )
+            figures = _goal_from_aggregates(website, kind, since, goal.kind, goal.value)
         else:
-            conversions, visitors = _goal_from_events(website, since, until, goal.kind, goal.value)
+            figures = _goal_from_sketches(website, since, until, goal.kind, goal.value)
+        if figures is None:
+            figures = _goal_from_events(website, since, until, goal.kind, goal.value)
+        conversions, visitors = figures
         found.append(
             {
                 "pk": goal.pk,
@@ -391,6 +398,16 @@ def _goal_from_aggregates(
         .count()
     )
     return conversions, visitors
+
+
+def _goal_from_sketches(
+    website: Website, since: dt.datetime, until: dt.datetime, goal_kind: str, value: str
+) -> tuple[int, int] | None:
+    if goal_kind == "event":
+        dim, pattern = "e", "^" + re.escape(value) + "$"
+    else:
+        dim, pattern = "p", path_pattern(value)
+    return sketches.matching(website, since, until, dim, pattern, timezone.now())
 
 
 def _goal_from_events(

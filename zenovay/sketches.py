@@ -21,13 +21,15 @@ Sketches are brought forward when a query needs them (today's at most once per `
 by `manage.py seal_sketches`, and by `prune` before raw events go.
 
 Figures: "" is the website's pageviews and their visitors; one-letter dimensions as in
-`DIMS` (pageviews for all but event names, which count custom events).
+`DIMS` (pageviews for all but event names, which count custom events). `matching` takes
+the values matching a pattern as one (a goal: an event name, a path or a path pattern).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -120,6 +122,18 @@ class Parts:
             for key, union in self.unions.items()
         }
 
+    def merged(self, pattern: str) -> tuple[int, int]:
+        """The values matching the regular expression as one: their counts summed, their
+        visitors' union (a visitor of two such values is one)."""
+        match = re.compile(pattern).search
+        together = datasketches.hll_union(LG_K)
+        count = 0
+        for key, union in self.unions.items():
+            if match(key[1]):
+                together.update(union.get_result(datasketches.tgt_hll_type.HLL_8))
+                count += self.counts[key]
+        return count, round(together.get_estimate())
+
     def rows(self, website_pk: int, kind: int, period: int, scope: str = "") -> list[Sketch]:
         return [
             Sketch(
@@ -153,20 +167,51 @@ def figures(
     """Per value of `dim` (a letter of `DIMS`; None: the website as a whole, value ""),
     the events counted and the distinct visitors (estimated) over [since, until]; None
     unless the range is whole local days, the last one possibly today so far."""
+    parts = _read(website, since, until, "" if dim is None else dim, now)
+    return None if parts is None else parts.figures()
+
+
+def matching(
+    website: Website,
+    since: dt.datetime,
+    until: dt.datetime,
+    dim: str,
+    pattern: str,
+    now: dt.datetime,
+) -> tuple[int, int] | None:
+    """The events of every value of `dim` matching the regular expression `pattern`, counted,
+    and their distinct visitors (estimated, each once) over [since, until]: a goal over
+    several days. None unless the range is whole local days, the last one possibly today."""
+    parts = _read(website, since, until, dim, now, pattern)
+    return None if parts is None else parts.merged(pattern)
+
+
+def _read(
+    website: Website,
+    since: dt.datetime,
+    until: dt.datetime,
+    dim: str,
+    now: dt.datetime,
+    pattern: str | None = None,
+) -> Parts | None:
+    """The range's sketches of `dim` (of its values matching `pattern`, if given), and the
+    open day's live events; None unless the range is whole local days."""
     plan = _plan(website, since, until, now)
     if plan is None:
         return None
     _bring_forward(website, plan, now)
-    parts = Parts("" if dim is None else dim)
-    stored = Sketch.objects.filter(website=website, dim="" if dim is None else dim)
+    parts = Parts(dim)
+    stored = Sketch.objects.filter(website=website, dim=dim)
+    if pattern is not None:
+        stored = stored.filter(value__regex=pattern)
     for kind, periods in ((MONTH, plan.months), (DAY, plan.days)):
         if periods:
             rows = stored.filter(kind=kind, period__in=periods)
             for value, count, registers in rows.values_list("value", "count", "registers"):
-                parts.add_stored(("" if dim is None else dim, value), count, registers)
+                parts.add_stored((dim, value), count, registers)
     if plan.open_from is not None:
         parts.add_events(_events(website, plan.open_from, plan.until))
-    return parts.figures()
+    return parts
 
 
 def whole_days(

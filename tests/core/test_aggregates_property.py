@@ -4,9 +4,10 @@ Random event streams go through the real write path (`tests/factories.py`) for t
 websites (UTC, Asia/Kathmandu at +05:45, America/New_York with its DST change), over a
 few days that cross midnight, a Monday, the 1st of a month and a DST change, with session
 gaps, engagement-only and custom-only visitors. At checkpoints (every event recorded so
-far is at or before `now`, as in production) each snapshot, chart, breakdown, goal and
-custom event list is compared with the same figure computed here in Python from the stored
-events alone: sessions rebuilt by the 30-minute rule, distinct visitors counted in sets. Finally
+far is at or before `now`, as in production) each snapshot, chart, breakdown, goal (over
+a period, and over several days from the day sketches) and custom event list is compared
+with the same figure computed here in Python from the stored events alone: sessions
+rebuilt by the 30-minute rule, distinct visitors counted in sets. Finally
 `aggregates.rebuild` from the raw events must give back exactly the rows ingest kept.
 """
 
@@ -340,6 +341,25 @@ def check_query_shapes(website: Website, now: dt.datetime, span: list[str]) -> N
         assert sorted(map(str, fast)) == sorted(map(str, slow)), (body, fast, slow)
 
 
+def check_goals_over_days(raw: Raw, website: Website, now: dt.datetime) -> None:
+    """Goals over the last 7 and 30 days and over past dates come from the day sketches
+    (today's last minutes live), never from a scan of the range's raw events, and equal
+    brute force: the converters' union is exact at these sizes."""
+    yesterday = now.astimezone(website.zone).date() - dt.timedelta(days=1)
+    ranges: tuple[object, ...] = (
+        "7d",
+        "30d",
+        [str(yesterday - dt.timedelta(days=2)), str(yesterday)],
+    )
+    scan = mock.patch.object(reports, "_goal_from_events", side_effect=AssertionError("raw scan"))
+    with mock.patch("django.utils.timezone.now", return_value=now), scan:
+        for named in ranges:
+            since, until, _ = query.date_range(named, website, now)
+            total = raw.visitors(since, until)
+            got = reports.goals(website, since, until, total)
+            assert got == expected_goals(raw, website, since, until), named
+
+
 def check(website: Website, now: dt.datetime) -> None:
     events = list(Event.objects.filter(website=website).order_by("ts", "id"))
     raw = Raw(events)
@@ -361,6 +381,7 @@ def check(website: Website, now: dt.datetime) -> None:
         got = [(b["start"], b["visitors"], b["pageviews"]) for b in buckets]
         assert got == expected_series(raw, buckets, now)
     check_queries(website, now)
+    check_goals_over_days(raw, website, now)
     last = max((e.ts for e in events), default=None)
     assert metrics.status(website, now)["last_event"] == (metrics.iso(last) if last else None)
 

@@ -12,9 +12,10 @@ from collections import defaultdict
 
 import pytest
 
+from dashboard import reports
 from tests.factories import record
 from zenovay import filtered, query, retention, sketches, visits
-from zenovay.models import Event, Session, Sketch, SketchMark, VisitTally, Website
+from zenovay.models import Event, Goal, Session, Sketch, SketchMark, VisitTally, Website
 
 pytestmark = pytest.mark.django_db
 
@@ -230,3 +231,26 @@ def test_a_filters_kept_days_are_pruned_with_first_seen_rows(site):
     retention.prune(before=real_now - dt.timedelta(days=400), now=real_now)
     assert SketchMark.objects.filter(kind=filtered.KIND).count() == 1
     assert Sketch.objects.filter(kind=filtered.KIND).count() == 1
+
+
+def test_goals_over_several_days_read_the_day_sketches_and_today_live(site, monkeypatch):
+    monkeypatch.setattr("django.utils.timezone.now", lambda: NOW)
+    for day in (8, 9, 10):
+        for who in range(1, 5):
+            record(site, local(day, 9, who), who, "/blog/a" if who % 2 else "/shop")
+    record(site, local(9, 10), 2, "/blog/b")  # a second matching page: still one converter
+    record(site, local(8, 10), 3, "/shop", kind="event", name="signup")
+    Goal.objects.create(website=site, kind="page", value="/blog/*")
+    Goal.objects.create(website=site, kind="event", value="signup")
+    since, until, _ = query.date_range("7d", site, NOW)
+
+    def figures() -> list[tuple[int, int]]:
+        return [(g["conversions"], g["visitors"]) for g in reports.goals(site, since, until, 4)]
+
+    assert figures() == [(7, 3), (1, 1)]
+    # The finished days are not read again (their events could be gone); today's new
+    # conversions are read live.
+    Event.objects.filter(ts__lt=local(10)).delete()
+    record(site, NOW, 9, "/blog/c")
+    record(site, NOW, 3, "/shop", kind="event", name="signup")
+    assert figures() == [(8, 4), (2, 1)]

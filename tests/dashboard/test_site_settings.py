@@ -428,7 +428,8 @@ async def test_a_shared_links_socket_is_live_until_the_link_is_revoked(site):
 # --- Goals
 
 
-def test_goals_show_converters_conversions_and_rate_for_the_period(olivia, site):
+@pytest.mark.parametrize("period", ["today", "7d", "30d"])  # aggregates; day sketches
+def test_goals_show_converters_conversions_and_rate_for_the_period(olivia, site, period):
     for who in (1, 2, 3, 4):
         visit(site, "/", who=who, country="DE")
     visit(site, "/blog/a", who=1, country="DE")
@@ -439,7 +440,7 @@ def test_goals_show_converters_conversions_and_rate_for_the_period(olivia, site)
     for kind, value in (("event", "signup"), ("page", "/blog/*"), ("page", "/nowhere")):
         assert add_goal(olivia, site, kind, value).status_code == 302
 
-    html = fragment(olivia, site, "zv-period", "?period=today").content.decode()
+    html = fragment(olivia, site, "zv-period", f"?period={period}").content.decode()
 
     rows = dict(re.findall(r'<tr data-goal="\d+"><td>(.*?)</td>(.*?)</tr>', html))
     numbers = {
