@@ -60,8 +60,14 @@ def test_a_disabled_websites_shared_link_is_a_styled_404(website):
 
 
 def test_the_404_page_shows_nothing_of_the_address(olivia):
-    hostile = "/dashboard/%3Cscript%3Ealert(1)%3C%2Fscript%3E/"
-    for client in (olivia, Client()):
-        html = client.get(hostile).content.decode()
+    script = "%3Cscript%3Ealert(1)%3C%2Fscript%3E"
+    for client, path in (
+        (olivia, f"/dashboard/{script}/"),
+        (Client(), f"/share/{script}/"),
+        (Client(), f"/{script}/"),
+    ):
+        response = client.get(path)
+        html = response.content.decode()
+        assert response.status_code == 404, path
         assert "<script>alert" not in html and "alert(1)" not in html
         assert "&lt;script&gt;" not in html  # not even escaped: the path is not shown
