@@ -104,7 +104,7 @@ class StatusSnapshot(TypedDict):
 
 def live(website: Website, now: dt.datetime | None = None) -> LiveSnapshot:
     now = _now(now)
-    return {"liveCount": _window(website, now).visitors, "timestamp": iso(now)}
+    return {"liveCount": _live_count(website, now), "timestamp": iso(now)}
 
 
 def realtime(website: Website, now: dt.datetime | None = None) -> RealtimeSnapshot:
@@ -142,7 +142,7 @@ def stats(
         visitors, sessions = _stats_from_tallies(website, period, now)
         return {
             # the tallies' today/week/month come as a dict[str, int]: VisitorCounts' other keys
-            "visitors": {"live": _window(website, now).visitors, **visitors},  # type: ignore[typeddict-item]
+            "visitors": {"live": _live_count(website, now), **visitors},  # type: ignore[typeddict-item]
             **sessions,
             "timestamp": iso(now),
         }
@@ -150,7 +150,7 @@ def stats(
     sessions = _session_figures(website, since, now)
     return {
         "visitors": {
-            "live": _window(website, now).visitors,
+            "live": _live_count(website, now),
             "today": _pageview_totals(website, day_start(now, website), now)[0],
             "week": _distinct_visitors(website, period_start(now, website, "week"), now),
             "month": _distinct_visitors(website, period_start(now, website, "month"), now),
@@ -274,13 +274,19 @@ def _top(counter: Counter[str]) -> list[tuple[str, int]]:
     return sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:TOP]
 
 
+def _window_events(website: Website, now: dt.datetime):
+    return Event.objects.filter(website=website, ts__gt=now - WINDOW, ts__lte=now)
+
+
 def _window(website: Website, now: dt.datetime) -> _Window:
-    rows = (
-        Event.objects.filter(website=website, ts__gt=now - WINDOW, ts__lte=now)
-        .order_by("ts", "id")
-        .values_list("visitor", "type", "path", "country")
-    )
-    return _Window(list(rows))
+    rows = _window_events(website, now).order_by("ts", "id")
+    return _Window(list(rows.values_list("visitor", "type", "path", "country")))
+
+
+def _live_count(website: Website, now: dt.datetime) -> int:
+    """`_window(...).visitors`, counted by the database: no row of the window comes back
+    (at 10^7 events a month the window holds ~1,100 events, 2 ms as Python objects)."""
+    return _window_events(website, now).aggregate(n=Count("visitor", distinct=True))["n"]
 
 
 def _pageviews(website: Website, since: dt.datetime, until: dt.datetime):
