@@ -112,6 +112,19 @@ async def test_events_arriving_while_the_one_writer_is_busy_become_the_next_batc
     assert held.batches == [[0], [1, 2, 3]]
 
 
+async def test_a_queue_longer_than_a_batch_is_written_in_order_in_batches_of_at_most_max(
+    held, monkeypatch
+):
+    monkeypatch.setattr(writer.db, "writers", lambda: 1)
+    monkeypatch.setattr(writer, "MAX_BATCH", 4)
+    first = asyncio.ensure_future(writer.submit(events(0)[0]))
+    await until(lambda: held.batches == [[0]])
+    rest = asyncio.gather(*(writer.submit(event) for event in events(*range(1, 11))))
+    held.release.set()
+    await asyncio.wait_for(asyncio.gather(first, rest), 10)
+    assert held.batches == [[0], [1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]
+
+
 async def test_with_a_second_writer_free_arrivals_start_a_batch_at_once(held, monkeypatch):
     monkeypatch.setattr(writer.db, "writers", lambda: 2)
     first = asyncio.ensure_future(writer.submit(events(0)[0]))
