@@ -302,6 +302,10 @@ ZENOVAY_RETENTION_DAYS = env_int("ZENOVAY_RETENTION_DAYS", 400, minimum=62)
 ZENOVAY_RAW_RETENTION_DAYS = env_int(
     "ZENOVAY_RAW_RETENTION_DAYS", ZENOVAY_RETENTION_DAYS, minimum=7
 )
+# Every this many seconds each server process seals the finished days of the enabled
+# websites not sealed yet (zenovay.sealer), so that no query pays for it; 0: never
+# (queries, `manage.py seal_sketches` and `prune` still do).
+ZENOVAY_SEAL_EVERY = env_int("ZENOVAY_SEAL_EVERY", 60)
 
 # --- What one client may hold (zenovay.infra): ingest per minute (generous: a page sends a
 # few events, many visitors share an address behind NAT; 0 turns it off), connections (TCP

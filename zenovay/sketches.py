@@ -18,7 +18,8 @@ since, through the (website, ts) index. Events are sealed up to `LAG` before now
 is committed moments after its timestamp; the group commit answers within a second), and
 a query adds the events after the mark on the fly, so every acknowledged event counts.
 Sketches are brought forward when a query needs them (today's at most once per `STALE`),
-by `manage.py seal_sketches`, and by `prune` before raw events go.
+by `manage.py seal_sketches`, by `prune` before raw events go, and finished days and months
+in the background by every server process (`zenovay.sealer`), so queries find them sealed.
 
 Figures: "" is the website's pageviews and their visitors; one-letter dimensions as in
 `DIMS` (pageviews for all but event names, which count custom events). `matching` takes
@@ -292,10 +293,7 @@ def _bring_forward(website: Website, plan: _Plan, now: dt.datetime) -> None:
     )
     for month in plan.months:
         if month not in month_marks:
-            for day in _days_of([month], zone):
-                if marks.get(day, -1) < aggregates.micros(day_end(day, zone)):
-                    _seal_day(website, day, target)
-            _seal_month(website, month)
+            _seal_whole_month(website, month, marks, target)
     plan.open_from = None
     for day in plan.days:
         end = day_end(day, zone)
@@ -310,6 +308,35 @@ def _bring_forward(website: Website, plan: _Plan, now: dt.datetime) -> None:
             mark = _seal_day(website, day, target)
         if plan.open_from is None:
             plan.open_from = aggregates.EPOCH + dt.timedelta(microseconds=mark)
+
+
+def _seal_whole_month(
+    website: Website, month: int, marks: dict[int, int], target: dt.datetime
+) -> None:
+    """Seal the month's days not sealed to their ends (`marks`: their marks), then merge
+    them into the month's sketches."""
+    zone = website.zone
+    for day in _days_of([month], zone):
+        if marks.get(day, -1) < aggregates.micros(day_end(day, zone)):
+            _seal_day(website, day, target)
+    _seal_month(website, month)
+
+
+def seal_day(website: Website, period: int, now: dt.datetime) -> bool:
+    """Seal a finished local day's sketches to its end as a query over it would, once the
+    day ended `LAG` before `now`; whether it is sealed for good. For `zenovay.sealer`."""
+    end = aggregates.micros(day_end(period, website.zone))
+    return _seal_day(website, period, now - LAG) >= end
+
+
+def seal_month(website: Website, month: int, now: dt.datetime) -> bool:
+    """Merge a finished local month's days (sealing any not sealed yet) into its month
+    sketches as a query over it would; for `zenovay.sealer`."""
+    days = SketchMark.objects.filter(
+        website=website, kind=DAY, period__in=_days_of([month], website.zone)
+    )
+    _seal_whole_month(website, month, dict(days.values_list("period", "until_us")), now - LAG)
+    return True
 
 
 def day_end(period: int, zone) -> dt.datetime:

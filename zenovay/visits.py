@@ -7,7 +7,8 @@ dimension value) as they end: `SketchMark` of kind `VISITS` holds how far, the s
 first visit that may still go on (or the day's end, for good). Bringing a day forward reads
 only the visits begun since its mark. A range of whole days reads those rows, plus the raw
 visits begun after each day's mark: the last half hour or so, whatever the range's length.
-Exact: the same sums the raw sessions give.
+Exact: the same sums the raw sessions give. Finished days are brought forward in the
+background too, by every server process (`zenovay.sealer`), so queries find them tallied.
 """
 
 from __future__ import annotations
@@ -54,12 +55,11 @@ def sums(
             "period", "until_us"
         )
     )
-    settled = now - SESSION_GAP - sketches.LAG  # a visit quiet since then has ended
+    settled = _settled(now)
     for period in periods:
         mark = marks.get(period)
-        done = mark is not None and mark >= aggregates.micros(sketches.day_end(period, zone))
         fresh = mark is not None and mark >= aggregates.micros(settled - sketches.STALE)
-        if not done and not fresh:
+        if not _done(mark, period, zone) and not fresh:
             marks[period] = _bring_forward(website, period, mark, settled)
     letter, column = DIMS[dimension]
     found: dict[str, Sums] = defaultdict(lambda: [0, 0, 0, 0])
@@ -74,6 +74,30 @@ def sums(
             for value, figures in _grouped(website, start, end, column).items():
                 _add(found[value], figures)
     return dict(found)
+
+
+def seal_day(website: Website, period: int, now: dt.datetime) -> bool:
+    """Tally a finished local day's visits as far as they have ended, as a query over it
+    would; whether all have (the day is then sealed for good). For `zenovay.sealer`."""
+    mark = _mark(website, period)
+    if not _done(mark, period, website.zone):
+        mark = _bring_forward(website, period, mark, _settled(now))
+    return _done(mark, period, website.zone)
+
+
+def _settled(now: dt.datetime) -> dt.datetime:
+    """A visit quiet since then has ended (the lag: its last event may not be committed)."""
+    return now - SESSION_GAP - sketches.LAG
+
+
+def _done(mark: int | None, period: int, zone) -> bool:
+    """Whether the day's visits are tallied for good: every visit it began has ended."""
+    return mark is not None and mark >= aggregates.micros(sketches.day_end(period, zone))
+
+
+def _mark(website: Website, period: int) -> int | None:
+    marks = SketchMark.objects.filter(website=website, kind=VISITS, period=period)
+    return marks.values_list("until_us", flat=True).first()
 
 
 def _moment(micros: int) -> dt.datetime:
@@ -105,11 +129,7 @@ def _bring_forward(website: Website, period: int, mark: int | None, settled: dt.
     }
     with transaction.atomic():
         sketches.lock(website.pk)
-        moved = (
-            SketchMark.objects.filter(website=website, kind=VISITS, period=period)
-            .values_list("until_us", flat=True)
-            .first()
-        )
+        moved = _mark(website, period)
         if moved != mark:  # another process brought it forward meanwhile
             return moved
         kept = VisitTally.objects.filter(website=website, period=period)

@@ -119,6 +119,9 @@ class MemoryStore:
         self._locks[key] = time.monotonic() + ttl
         return True
 
+    async def unlock(self, key: str) -> None:
+        self._locks.pop(key, None)
+
     async def mark_presence(self, keys: list[str], ttl: float) -> None:
         until = time.monotonic() + ttl
         for key in keys:
@@ -260,6 +263,15 @@ class RedisStore:
         except Exception as exc:
             breaker.trip(exc)
             return True
+
+    async def unlock(self, key: str) -> None:
+        """Let the next caller have a lock its holder is done with before `ttl` passes."""
+        if breaker.open:
+            return  # it expires on its own
+        try:
+            await self._client().delete(self.prefix + "lock:" + key)
+        except Exception as exc:
+            breaker.trip(exc)
 
     async def mark_presence(self, keys: list[str], ttl: float) -> None:
         if not keys or breaker.open:

@@ -71,13 +71,14 @@ class LoopState:
         self.hub = Hub()
         self.wake = asyncio.Event()
         self.ticker: asyncio.Task | None = None
+        self.sealer: asyncio.Task | None = None  # zenovay.sealer's, started with the ticker
         self.planned: frozenset[int] = frozenset()  # pushes the ticker will make anyway
         self.memo_locks: dict[int, asyncio.Lock] = {}
 
     def close(self) -> None:
         """Cancel this loop's tasks; those of a loop already closed just go with it."""
-        tasks = [self.ticker] if self.ticker else []
-        self.ticker = None
+        tasks = [task for task in (self.ticker, self.sealer) if task]
+        self.ticker = self.sealer = None
         with contextlib.suppress(RuntimeError):  # that loop is closed
             for task in tasks:
                 task.cancel()

@@ -14,6 +14,8 @@ import contextlib
 import logging
 import time
 
+from django.conf import settings
+
 from zenovay.infra import store
 from zenovay.push import timing
 from zenovay.push.hub import group_name
@@ -112,7 +114,13 @@ async def run_ticker() -> None:
 
 
 def ensure_ticker() -> None:
-    """Start this process's ticker on the running loop, once."""
+    """Start this process's ticker on the running loop, once; and its sealer (unless
+    ZENOVAY_SEAL_EVERY is 0), which seals finished days in the background."""
     state = here()
     if state.ticker is None or state.ticker.done():
         state.ticker = asyncio.get_running_loop().create_task(run_ticker(), name="zenovay-ticker")
+    if settings.ZENOVAY_SEAL_EVERY and (state.sealer is None or state.sealer.done()):
+        # Imported here: the sealer reads visits, which need ingest, which imports push.
+        from zenovay import sealer
+
+        state.sealer = asyncio.get_running_loop().create_task(sealer.run(), name="zenovay-sealer")

@@ -13,8 +13,8 @@ from zenovay.models import Website
 class Command(BaseCommand):
     help = (
         "Build the daily visitor sketches (for visitors over several days) of the last --days"
-        " days from the raw events, for every website. Queries build missing ones on demand;"
-        " this does it ahead, e.g. after an upgrade."
+        " days from the raw events, for every website. Server processes seal finished days in"
+        " the background (ZENOVAY_SEAL_EVERY) and queries any they need; this does it at once."
     )
 
     def add_arguments(self, parser) -> None:
