@@ -11,7 +11,8 @@ yet, from each one's oldest raw event within the raw retention, newest first (ev
 yesterday before anyone's older days), each month once its days are, with the functions a
 query calls: a day's sketches once the day ended `sketches.LAG` ago, its visits as far as
 they have ended (the whole day once every visit it began has ended). One day at a time on
-the database thread, so the push waits at most for one day's sealing.
+a database thread of its own (`db.background`), so the push and the endpoints never wait
+for it.
 
 Sealing a day twice at once counts nothing twice (each sealing checks, in its transaction,
 that nobody moved the day's mark), but scans twice: a shared lock per day and kind
@@ -118,9 +119,10 @@ class Sealer:
             await backend.unlock(lock)
 
     async def _try(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T | None:
-        """`fn` on the database thread; None if the database failed (logged once an outage)."""
+        """`fn` on the background database thread; None if the database failed (logged
+        once an outage)."""
         try:
-            return await db.run(fn, *args, **kwargs)
+            return await db.background(fn, *args, **kwargs)
         except DatabaseError as exc:
             if not self.failing and not self.failed:
                 log.warning("sealing failed, retrying on the next step: %r", exc)

@@ -56,6 +56,10 @@ def _write_executor() -> ThreadPoolExecutor:
     return _writers
 
 
+# Long background work (the sealer's day at a time, seconds at 10^7 events a month) has a
+# thread and connection of its own, so the push's and the endpoints' reads never wait on it.
+_background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zenovay-background")
+
 _down_until = 0.0  # monotonic time before which the database is taken to be down
 _recovering = False  # it was down, and no call has been answered since
 _probing = False  # a call is trying it again: the others fail at once meanwhile
@@ -64,6 +68,11 @@ _probing = False  # a call is trying it again: the others fail at once meanwhile
 async def run(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """`fn(*args, **kwargs)` on the database thread, awaited."""
     return await _on(_executor, functools.partial(fn, *args, **kwargs))
+
+
+async def background(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """`fn(*args, **kwargs)` on the background thread, awaited."""
+    return await _on(_background, functools.partial(fn, *args, **kwargs))
 
 
 async def write(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
