@@ -117,10 +117,12 @@ def ensure_ticker() -> None:
     """Start this process's ticker on the running loop, once; and its sealer (unless
     ZENOVAY_SEAL_EVERY is 0), which seals finished days in the background."""
     state = here()
-    if state.ticker is None or state.ticker.done():
-        state.ticker = asyncio.get_running_loop().create_task(run_ticker(), name="zenovay-ticker")
+    if state.ticker is not None and not state.ticker.done():
+        return  # every collect calls this: nothing more once the ticker runs
+    loop = asyncio.get_running_loop()
+    state.ticker = loop.create_task(run_ticker(), name="zenovay-ticker")
     if settings.ZENOVAY_SEAL_EVERY and (state.sealer is None or state.sealer.done()):
         # Imported here: the sealer reads visits, which need ingest, which imports push.
         from zenovay import sealer
 
-        state.sealer = asyncio.get_running_loop().create_task(sealer.run(), name="zenovay-sealer")
+        state.sealer = loop.create_task(sealer.run(), name="zenovay-sealer")
