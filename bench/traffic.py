@@ -139,7 +139,6 @@ class Generated:
         self.pk = website_pk
         self.tally: dict[int, list[int]] = defaultdict(lambda: [0] * len(aggregates.TALLY_COLUMNS))
         self.last: dict[int, int] = defaultdict(int)
-        self.dims: dict[tuple[int, int, str, str], list[int]] = defaultdict(lambda: [0, 0])
         self.col = {name: i for i, name in enumerate(aggregates.TALLY_COLUMNS)}
 
     def session(self, rng: random.Random, start: dt.datetime, budget: int):
@@ -174,24 +173,11 @@ class Generated:
             if kind == "pageview":
                 path = zipf(rng, PATHS)
                 row[self.col["pageviews"]] += 1
-                self._see(seen, a.HOUR, spans, "", us)
-                self._see(seen, a.DAY, spans, "", us)
-                values = [("p", path)]
-                values += [(dim, facts[fact]) for dim, fact in _DIM_FACT.items() if facts[fact]]
+                self._see(seen, a.HOUR, spans, us)
+                self._see(seen, a.DAY, spans, us)
             elif kind == "event":
                 name = rng.choice(NAMES)
                 row[self.col["custom_events"]] += 1
-                values = [("e", name)]
-            else:
-                values = []
-            for dim, value in values:
-                for kind_, period in ((a.DAY, spans[1]), (a.WEEK, spans[2]), (a.MONTH, spans[3])):
-                    self.dims[(kind_, period, dim, value)][0] += 1
-                if dim not in a._PROFILE_DIMS:
-                    self._see(seen, a.DAY, spans, f"{dim}:{value}", us)
-            if kind == "pageview":
-                profile = a.SEP.join(facts[f] for f in ("country", "device", "browser", "os"))
-                self._see(seen, a.DAY, spans, a.PROFILE + profile, us)
             if kind in counts:
                 counts[kind] += 1
             events.append(
@@ -208,58 +194,21 @@ class Generated:
         row[self.col["bounces"]] += counts["pageview"] == 1 and counts["event"] == 0
         row[self.col["session_pageviews"]] += counts["pageview"]
         row[self.col["duration_us"]] += duration
-        self._see(seen, a.SESSION_DAY, a.periods(ZONE, q), "", a.micros(first))
+        self._see(seen, a.SESSION_DAY, a.periods(ZONE, q), a.micros(first))
         session = (visitor, first, last, counts, events[0][3], path, facts)
         return events, session, [(visitor, *key, us) for key, us in seen.items()]
 
-    def _see(self, seen: dict, kind: int, spans: tuple, label: str, us: int) -> None:
+    def _see(self, seen: dict, kind: int, spans: tuple, us: int) -> None:
         """A first-seen row (and its cascade to week and month), as `apply` inserts it."""
         a = self.agg
-        cascade = {a.DAY: (a.WEEK, a.MONTH), a.SESSION_DAY: (a.SESSION_WEEK, a.SESSION_MONTH)}
-        index = {
-            a.HOUR: 0,
-            a.DAY: 1,
-            a.WEEK: 2,
-            a.MONTH: 3,
-            a.SESSION_DAY: 1,
-            a.SESSION_WEEK: 2,
-            a.SESSION_MONTH: 3,
-        }
-        for k in (kind, *cascade.get(kind, ())):
-            key = (k, spans[index[k]], label)
+        for k in (kind, *a._CASCADE.get(kind, ())):
+            key = (k, spans[a._PERIOD_INDEX[k]])
             if key in seen:
                 if k == kind:
                     return  # seen in this period already: its week and month too
                 continue
             seen[key] = us
-            if label.startswith(a.PROFILE):  # one visitor, one profile: each value is new
-                for dim, value in zip(a._PROFILE_DIMS, label[2:].split(a.SEP), strict=True):
-                    if value:
-                        self.dims[(k, key[1], dim, value)][1] += 1
-            elif label:
-                dim, value = label.split(":", 1)
-                self.dims[(k, key[1], dim, value)][1] += 1
-            else:
-                column = {
-                    a.HOUR: "hour_visitors",
-                    a.DAY: "day_visitors",
-                    a.WEEK: "week_visitors",
-                    a.MONTH: "month_visitors",
-                    a.SESSION_DAY: "day_session_visitors",
-                    a.SESSION_WEEK: "week_session_visitors",
-                    a.SESSION_MONTH: "month_session_visitors",
-                }[k]
-                self.tally[us // a.QUARTER_US][self.col[column]] += 1
-
-
-_DIM_FACT = {
-    "r": "referrer_host",
-    "u": "utm_source",
-    "c": "country",
-    "d": "device",
-    "b": "browser",
-    "o": "os",
-}
+            self.tally[us // a.QUARTER_US][self.col[a._VISITOR_COLUMN[k]]] += 1
 
 
 class Sink:
@@ -341,7 +290,6 @@ FIRST_SEEN_COLUMNS = [
     "visitor",
     "kind",
     "period",
-    "key",
     "first_us",
     "returning_visitor",
 ]
@@ -349,15 +297,15 @@ FIRST_SEEN_COLUMNS = [
 INDEXES = {
     "postgresql": [
         (
-            "ALTER TABLE zenovay_firstseen DROP CONSTRAINT first_seen_unique",
-            "ALTER TABLE zenovay_firstseen ADD CONSTRAINT first_seen_unique"
-            " UNIQUE (website_id, kind, period, visitor, key)",
+            "ALTER TABLE zenovay_firstseen DROP CONSTRAINT first_seen_visitor",
+            "ALTER TABLE zenovay_firstseen ADD CONSTRAINT first_seen_visitor"
+            " UNIQUE (website_id, kind, period, visitor)",
         ),
     ],
     "sqlite": [],  # there the unique constraint is part of the table
 }
 PLAIN_INDEXES = [
-    ("first_seen_plain", "zenovay_firstseen (website_id, kind, period, first_us) WHERE key = ''"),
+    ("first_seen_time", "zenovay_firstseen (website_id, kind, period, first_us)"),
     ("event_site_ts", "zenovay_event (website_id, ts)"),
     ("event_site_type_ts", "zenovay_event (website_id, type, ts)"),
     ("session_site_start", "zenovay_session (website_id, started_at)"),
@@ -443,8 +391,8 @@ def load(website, size: int, seed: int = 11) -> dict[str, float]:
                         facts["os"],
                     )
                 )
-                for visitor_, kind, period, key, us in seen:
-                    first_seen.add((website.pk, visitor_, kind, period, key, us, False))
+                for visitor_, kind, period, us in seen:
+                    first_seen.add((website.pk, visitor_, kind, period, us, False))
         starts = sorted(rng.uniform(lo, hi) for _ in range(max(left // 3, 1)))
     for sink in (events, visits, first_seen):
         sink.flush()
@@ -452,12 +400,6 @@ def load(website, size: int, seed: int = 11) -> dict[str, float]:
     for q in sorted(gen.tally):
         tally.add((website.pk, q, *gen.tally[q], gen.last[q]))
     tally.flush()
-    dims = Sink(
-        "zenovay_periodtally", ["website_id", "kind", "period", "dim", "value", "count", "visitors"]
-    )
-    for key in sorted(gen.dims):
-        dims.add((website.pk, *key, *gen.dims[key]))
-    dims.flush()
     loaded = time.perf_counter()
     with connection.cursor() as cursor:
         for _, create in INDEXES[vendor]:
@@ -474,7 +416,6 @@ def load(website, size: int, seed: int = 11) -> dict[str, float]:
         "sessions": visits.written,
         "first_seen_rows": first_seen.written,
         "tally_rows": tally.written,
-        "period_tally_rows": dims.written,
         "load_seconds": round(loaded - began, 1),
         "index_seconds": round(time.perf_counter() - loaded, 1),
     }
@@ -490,7 +431,7 @@ def check_against_rebuild(website) -> None:
     with transaction.atomic():
         aggregates.rebuild(website.pk)
     rebuilt = aggregates.rows_of(website.pk)
-    for name, a, b in zip(("tally", "period tally", "first seen"), loaded, rebuilt, strict=True):
+    for name, a, b in zip(("tally", "first seen"), loaded, rebuilt, strict=True):
         if a != b:
             raise SystemExit(f"loaded {name} rows differ from a rebuild: {len(a)} vs {len(b)}")
 
@@ -592,12 +533,25 @@ def window_plan(website) -> list[str]:
         return [" ".join(str(v) for v in row) for row in cursor.fetchall()]
 
 
+def seal_finished_days(website) -> float:
+    """Seconds to build the month's day sketches (breakdowns, goals and visitors over days
+    read them), as every server's sealer does in the background, one day at a time, as
+    each day ends; today's are brought forward up to a minute or two before now."""
+    from zenovay import sketches
+
+    with frozen(NOW):
+        began = time.perf_counter()
+        sketches.seal(website, NOW, days=31)
+        return round(time.perf_counter() - began, 1)
+
+
 def worker(size: int, rounds: int) -> dict[str, Any]:
     setup_django()
     website = new_website()
     loaded = load(website, size)
     if size <= 100_000:
         check_against_rebuild(website)
+    loaded["seal_seconds"] = seal_finished_days(website)
     ms = time_figures(website, rounds)
     from zenovay import metrics
 
@@ -846,7 +800,8 @@ def bench_database(kind: str, sizes: list[int], args: argparse.Namespace) -> Mea
             )
         print(
             f"  loaded in {results[-1]['load_seconds']} s + indexes "
-            f"{results[-1]['index_seconds']} s",
+            f"{results[-1]['index_seconds']} s; the month's day sketches sealed in"
+            f" {results[-1]['seal_seconds']} s",
             flush=True,
         )
     small, large = results[0], results[-1]
@@ -858,7 +813,7 @@ def bench_database(kind: str, sizes: list[int], args: argparse.Namespace) -> Mea
         )
     header = ["figure (ms)", *(f"{r['size']:.0e}".replace("+0", "") for r in results), "ratio"]
     sizes = [str(r["size"]) for r in results]
-    row_keys = ("events", "sessions", "first_seen_rows", "tally_rows", "period_tally_rows")
+    row_keys = ("events", "sessions", "first_seen_rows", "tally_rows")
     tables = [
         Table(kind, header, rows),
         Table(f"{kind} rows", ["rows", *sizes],

@@ -7,16 +7,16 @@ costs the same at any traffic:
 - charts: the quarter-hour rows of the last 24 hours (<= 100) or 30 days (<= 2,880), each
   summed into its local hour or day; visitors per hour and per day are exact (first-seen
   counters of the local hour and day);
-- breakdowns and custom events over today, this week or this month (what the dashboard
-  asks for): the period's rows of that dimension, one per distinct value, with exact
-  distinct visitors;
+- breakdowns, custom events and goals over any run of whole local days (today, this week,
+  this month, the last 7 or 30 days, dates): the days' sketches of that dimension
+  (`zenovay.sketches`), one per distinct value and day; counts exact, distinct visitors a
+  HyperLogLog estimate (exact below about 2,000 visitors a value, 0.8 % standard error
+  above);
 - recent custom events: the newest rows of the (website, type, ts) index.
 
 Buckets follow the website's time zone: a day starts at local midnight, so days
-around a DST change have 23 or 25 hours. Goals over any other run of whole local days
-(the last 7 or 30 days, dates) read the days' sketches (`zenovay.sketches`). Any other
-span (not a whole period so far, or with events recorded after its end) is computed from
-raw events as before: exact, and bounded by that span.
+around a DST change have 23 or 25 hours. Any other span (not whole local days, or ending
+in the past inside a day) is computed from raw events: exact, and bounded by that span.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from django.db.models import Case, Count, F, IntegerField, QuerySet, When
 from django.db.models.functions import Collate
 from django.utils import timezone
 
-from zenovay import aggregates, metrics, sketches
+from zenovay import metrics, sketches
 from zenovay.aggregates import quarter_of
 from zenovay.countries import country_name, flag
-from zenovay.models import Event, FirstSeen, PeriodTally, Tally, Website
+from zenovay.models import Event, Tally, Website
 
 Field = Literal["page", "country", "referrer", "utm_source", "device", "browser", "os"]
 FIELDS: tuple[Field, ...] = ("page", "country", "referrer", "utm_source", "device", "browser", "os")
@@ -185,11 +185,10 @@ def breakdown(
     website: Website, since: dt.datetime, until: dt.datetime, field: Field, limit: int = 10
 ) -> list[Row]:
     """Top values of one pageview field by distinct visitors; unknown values left out."""
-    kind = _whole_period(website, since, until)
-    if kind is not None:
-        rows = _period_rows(website, kind, since, aggregates.DIMENSIONS[field])
-        top = rows.order_by("-visitors", by_code_point("value"))[:limit]
-        return [_row(field, r.value, r.visitors, r.count) for r in top]
+    found = _from_sketches(website, since, until, sketches.DIMS[field])
+    if found is not None:
+        top = sorted(found.items(), key=lambda item: (-item[1][1], item[0]))[:limit]
+        return [_row(field, value, visitors, count) for value, (count, visitors) in top]
     column = _COLUMNS[field]
     rows = (
         _pageviews(website, since, until)
@@ -234,10 +233,10 @@ def custom_events(
     website: Website, since: dt.datetime, until: dt.datetime, limit: int = 10
 ) -> list[EventCount]:
     """Custom events by name: how often they fired and for how many visitors."""
-    kind = _whole_period(website, since, until)
-    if kind is not None:
-        top = _period_rows(website, kind, since, "e").order_by("-count", by_code_point("value"))
-        return [{"name": r.value, "count": r.count, "visitors": r.visitors} for r in top[:limit]]
+    found = _from_sketches(website, since, until, "e")
+    if found is not None:
+        top = sorted(found.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
+        return [{"name": name, "count": count, "visitors": seen} for name, (count, seen) in top]
     rows = (
         _custom(website, since, until)
         .values("name")
@@ -262,27 +261,12 @@ def recent_events(
     ]
 
 
-_KINDS: tuple[tuple[metrics.Period, int], ...] = (
-    ("today", aggregates.DAY),
-    ("week", aggregates.WEEK),
-    ("month", aggregates.MONTH),
-)
-
-
-def _whole_period(website: Website, since: dt.datetime, until: dt.datetime) -> int | None:
-    """The aggregate kind when [since, until] is today, this week or this month so far."""
-    for period, kind in _KINDS:
-        if since == metrics.period_start(until, website, period):
-            return kind if metrics.fresh(website, until) else None
-    return None
-
-
-def _period_rows(
-    website: Website, kind: int, since: dt.datetime, dim: str
-) -> QuerySet[PeriodTally]:
-    return PeriodTally.objects.filter(
-        website=website, kind=kind, period=int(since.timestamp()), dim=dim
-    ).only("value", "count", "visitors")
+def _from_sketches(
+    website: Website, since: dt.datetime, until: dt.datetime, dim: str
+) -> dict[str, tuple[int, int]] | None:
+    """Per value of `dim`: its count and distinct visitors over [since, until]; None unless
+    that is whole local days (the last one possibly today so far)."""
+    return sketches.figures(website, since, until, dim, timezone.now())
 
 
 def _pageviews(website: Website, since: dt.datetime, until: dt.datetime) -> QuerySet[Event]:
@@ -340,21 +324,13 @@ def goals(
 ) -> list[GoalFigures]:
     """Each goal's conversions over [since, until], in the order they were made.
 
-    A whole period so far reads the aggregates, exact: an event name or an exact path is one
-    PeriodTally row; a path pattern sums the period's matching page rows and counts its
-    distinct visitors among the period's first-seen page rows (the only goal figure whose
-    cost grows with traffic). Any other run of whole local days (the last 7 or 30 days,
-    dates) reads the days' sketches, as the visitors beside it do: conversions exact,
-    converters a HyperLogLog union of the matching values (exact below about 2,000, 0.8 %
-    standard error above; `zenovay.sketches`). Any other span counts raw events."""
-    kind = _whole_period(website, since, until)
+    Any run of whole local days (today, this week or month, the last 7 or 30 days, dates)
+    reads the days' sketches: conversions exact, converters a HyperLogLog union of the
+    matching values (exact below about 2,000, 0.8 % standard error above;
+    `zenovay.sketches`). Any other span counts raw events."""
     found: list[GoalFigures] = []
     for goal in website.goals.all():
-        figures: tuple[int, int] | None
-        if kind is not None:
-            figures = _goal_from_aggregates(website, kind, since, goal.kind, goal.value)
-        else:
-            figures = _goal_from_sketches(website, since, until, goal.kind, goal.value)
+        figures = _goal_from_sketches(website, since, until, goal.kind, goal.value)
         if figures is None:
             figures = _goal_from_events(website, since, until, goal.kind, goal.value)
         conversions, visitors = figures
@@ -374,30 +350,6 @@ def goals(
 def path_pattern(pattern: str) -> str:
     """A goal's path pattern as an anchored regular expression (`*`: any characters)."""
     return "^" + ".*".join(re.escape(part) for part in pattern.split("*")) + "$"
-
-
-def _goal_from_aggregates(
-    website: Website, kind: int, since: dt.datetime, goal_kind: str, value: str
-) -> tuple[int, int]:
-    dim = "e" if goal_kind == "event" else "p"
-    rows = _period_rows(website, kind, since, dim)
-    if goal_kind == "event" or "*" not in value:
-        row = rows.filter(value=value).first()
-        return (row.count, row.visitors) if row else (0, 0)
-    regex = path_pattern(value)
-    conversions = sum(rows.filter(value__regex=regex).values_list("count", flat=True))
-    if not conversions:
-        return 0, 0
-    visitors = (
-        FirstSeen.objects.filter(
-            website=website, kind=kind, period=int(since.timestamp()), key__startswith="p:"
-        )
-        .filter(key__regex="^p:" + regex[1:])
-        .values("visitor")
-        .distinct()
-        .count()
-    )
-    return conversions, visitors
 
 
 def _goal_from_sketches(

@@ -18,17 +18,21 @@ session that grows (a second pageview ends a bounce, an engagement event lengthe
 applies the difference between its state before and after the event (`Recorded`).
 
 Distinct visitors are not additive, so each is exact through first-seen rows
-(`FirstSeen`): per (website, visitor, kind of period, period, key) one row, inserted if
-absent; each insert adds one to a counter in the quarter of the visitor's first
-appearance. "Visitors today" is then the sum of today's quarters' `day_visitors`, and
-"visitors yesterday before 14:07" the sum of the quarters before 14:00 plus a count of
-yesterday's first-seen rows from 14:00 to 14:07 (an index range: the new visitors of one
-quarter at most). Day rows cascade: week and month rows are tried only when the day row
-was new (a visitor seen today was seen this week and this month), so a batch tries about
-one row per visitor and day, not one per event and period. The same rows keyed by a
-dimension value (page, referrer, utm source, country, device, browser, OS, custom event
-name) make the dashboard's breakdown visitors exact too, per local day, week and month
-(`PeriodTally`).
+(`FirstSeen`): per (website, visitor, kind of period, period) one row, inserted if absent;
+each insert adds one to a counter in the quarter of the visitor's first appearance.
+"Visitors today" is then the sum of today's quarters' `day_visitors`, and "visitors
+yesterday before 14:07" the sum of the quarters before 14:00 plus a count of yesterday's
+first-seen rows from 14:00 to 14:07 (an index range: the new visitors of one quarter at
+most). Day rows cascade: week and month rows are tried only when the day row was new (a
+visitor seen today was seen this week and this month), so a batch tries about one row per
+visitor and day, not one per event and period.
+
+Breakdowns (per page, referrer, UTM source, country, device, browser, OS, event name) are
+not kept here: their counts and their visitors come from the day sketches
+(`zenovay.sketches`), whose visitors are a HyperLogLog estimate (exact below about 2,000
+visitors a value, 0.8 % standard error above), which the traffic issue allows for
+breakdowns. Exact visitors per value cost a first-seen row per visitor, value and period:
+about nine more rows for each new visitor, which tripled the cost of ingest.
 
 New and returning visitors: a visitor's first session of a period inserts a row of the
 session kinds, flagged `returning` when the visitor had a session that ended in the 32 days
@@ -36,19 +40,16 @@ before the period began (identities live one salt period, a month, at most), loo
 insert time in the session table by its (website, visitor, last_event_at) index.
 
 Costs of a read (R = rows read): a day is <= 100 quarter rows, a month <= 2,976, a chart
-of 30 days <= 2,880; a breakdown reads the PeriodTally rows of one period and dimension
-(its distinct values); the yesterday cut-off adds two index ranges over one quarter. None
+of 30 days <= 2,880; the yesterday cut-off adds two index ranges over one quarter. None
 grows with the number of events. The 5-minute window stays a query on raw events over the
 (website, ts) index: O(events in the window).
 
 Cost of a batch: one SELECT of the batch's websites' time zones, one SELECT of earlier
 sessions of the visitors that start a session, two multi-row INSERT ... ON CONFLICT DO
 NOTHING RETURNING (hour and day rows, then the week and month rows of the new day rows),
-and one
-multi-row upsert for each of PeriodTally and Tally, rows sorted by key so concurrent
-batches lock them in the same order and never deadlock. Tally is written last: its rows
-(one per website and quarter) are the ones every concurrent batch touches, so they are
-held locked for the shortest time.
+and one multi-row upsert of Tally, rows sorted by key so concurrent batches lock them in
+the same order and never deadlock. A new visitor costs seven first-seen rows (its hour,
+day, week and month; its session's day, week and month), a known one usually none.
 
 Limits, stated: a website whose time zone changes keeps its past periods as they were
 counted; `manage.py rebuild_aggregates --website` re-keys what the raw events still cover.
@@ -78,17 +79,6 @@ CHUNK = 400  # rows per multi-row statement (SQLite allows 32,766 parameters)
 # Kinds of first-seen rows (and of PeriodTally periods).
 HOUR, DAY, WEEK, MONTH = 1, 2, 3, 4
 SESSION_DAY, SESSION_WEEK, SESSION_MONTH = 12, 13, 14
-# The breakdown dimensions and their one-letter codes in PeriodTally.dim and FirstSeen.key.
-DIMENSIONS = {
-    "page": "p",
-    "referrer": "r",
-    "utm_source": "u",
-    "country": "c",
-    "device": "d",
-    "browser": "b",
-    "os": "o",
-    "event": "e",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,12 +238,7 @@ _PERIOD_INDEX = {
     SESSION_MONTH: 3,
 }
 
-Key = tuple[int, int, int, int, str]  # website, visitor, kind, period, key
-# Country, device, browser and OS come with the visitor's address and user agent, so they
-# rarely change within a period: one "profile" first-seen row holds all four (one row per
-# visitor and period instead of four); a new profile counts only the values it brings.
-PROFILE, SEP = "x:", "\x1f"
-_PROFILE_DIMS = ("c", "d", "b", "o")
+Key = tuple[int, int, int, int]  # website, visitor, kind, period
 
 
 def _bounce(session: SessionState | None) -> int:
@@ -277,7 +262,6 @@ class _Batch:
         self.floors = floors or {}
         self.tally: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0] * len(TALLY_COLUMNS))
         self.last: dict[tuple[int, int], int] = {}
-        self.dims: dict[tuple[int, int, int, str, str], list[int]] = defaultdict(lambda: [0, 0])
         self.seen: dict[Key, tuple[int, tuple[int, int, int, int]]] = {}
         self.starts: set[tuple[int, int]] = set()  # (website, visitor) starting a session
         self.batch_sessions: dict[tuple[int, int, int], int] = {}  # started -> last event
@@ -296,34 +280,9 @@ class _Batch:
             row[_COLUMN["pageviews"]] += 1
             for kind in (HOUR, DAY):
                 if not self._counted(change.session_before, kind, spans, pk):
-                    self._see(pk, change.visitor, kind, "", us, spans)
-            values: tuple[tuple[str, str], ...] = (
-                ("p", change.path),
-                ("r", change.referrer_host),
-                ("u", change.utm_source),
-                ("c", change.country),
-                ("d", change.device),
-                ("b", change.browser),
-                ("o", change.os),
-            )
+                    self._see(pk, change.visitor, kind, us, spans)
         elif change.type == "event":
             row[_COLUMN["custom_events"]] += 1
-            values = (("e", change.name),)
-        else:
-            return
-        floor = self._floor(pk)
-        for dim, value in values:
-            if not value:
-                continue
-            for kind, period in ((DAY, spans[1]), (WEEK, spans[2]), (MONTH, spans[3])):
-                if period >= floor:
-                    self.dims[(pk, kind, period, dim, value)][0] += 1
-            if dim not in _PROFILE_DIMS:
-                self._see(pk, change.visitor, DAY, f"{dim}:{value}", us, spans)
-        if change.type == "pageview":
-            profile = (change.country, change.device, change.browser, change.os)
-            if any(profile):
-                self._see(pk, change.visitor, DAY, PROFILE + SEP.join(profile), us, spans)
 
     def _counted(
         self, before: SessionState | None, kind: int, spans: tuple[int, int, int, int], pk: int
@@ -340,11 +299,11 @@ class _Batch:
         )
 
     def _see(
-        self, pk: int, visitor: int, kind: int, key: str, us: int, spans: tuple[int, int, int, int]
+        self, pk: int, visitor: int, kind: int, us: int, spans: tuple[int, int, int, int]
     ) -> None:
         period = spans[_PERIOD_INDEX[kind]]
         if period >= self._floor(pk):
-            self.seen.setdefault((pk, visitor, kind, period, key), (us, spans))
+            self.seen.setdefault((pk, visitor, kind, period), (us, spans))
 
     def session(self, change: Recorded) -> None:
         before, after = change.session_before, change.session_after
@@ -370,7 +329,7 @@ class _Batch:
         row[_COLUMN["session_pageviews"]] += session.pageviews
         row[_COLUMN["duration_us"]] += _duration(session)
         spans = periods(self.zones[pk], started // QUARTER_US)
-        self._see(pk, visitor, SESSION_DAY, "", started, spans)
+        self._see(pk, visitor, SESSION_DAY, started, spans)
         self.starts.add((pk, visitor))
 
     # --- Writing
@@ -378,55 +337,22 @@ class _Batch:
     def write(self, cursor) -> None:
         earlier = self._earlier_sessions(cursor)
         level = dict(self.seen)
-        self.new_plain: set[tuple[int, int, int, int]] = set()
         while level:
             following_level: dict[Key, tuple[int, tuple[int, int, int, int]]] = {}
-            profiles: list[tuple[Key, int]] = []
             for key, us, spans in _insert_first_seen(cursor, level, earlier):
-                pk, visitor, kind, period, label = key
-                if label.startswith(PROFILE):
-                    profiles.append((key, us))
-                elif label:
-                    dim, value = label.split(":", 1)
-                    self.dims[(pk, kind, period, dim, value)][1] += 1
-                else:
-                    self.new_plain.add(key[:4])
-                    row = self.tally[(pk, us // QUARTER_US)]
-                    row[_COLUMN[_VISITOR_COLUMN[kind]]] += 1
-                    if kind in _RETURNING_COLUMN and _returning(earlier, pk, visitor, period):
-                        row[_COLUMN[_RETURNING_COLUMN[kind]]] += 1
+                pk, visitor, kind, period = key
+                row = self.tally[(pk, us // QUARTER_US)]
+                row[_COLUMN[_VISITOR_COLUMN[kind]]] += 1
+                if kind in _RETURNING_COLUMN and _returning(earlier, pk, visitor, period):
+                    row[_COLUMN[_RETURNING_COLUMN[kind]]] += 1
                 for following in _CASCADE.get(kind, ()):
                     period = spans[_PERIOD_INDEX[following]]
-                    later = (pk, visitor, following, period, label)
+                    later = (pk, visitor, following, period)
                     # Days of one week (or month) in one batch: the earliest one is first.
                     if period >= self._floor(pk) and us < following_level.get(later, (us + 1,))[0]:
                         following_level[later] = (us, spans)
-            if profiles:
-                self._profile_visitors(cursor, profiles)
             level = following_level
-        _upsert_dims(cursor, self.dims)
         _upsert_tally(cursor, self.tally, self.last)
-
-    def _profile_visitors(self, cursor, profiles: list[tuple[Key, int]]) -> None:
-        """Count a new profile row's country, device, browser and OS for each value that
-        no earlier profile of the visitor in that period had (usually there is none).
-
-        A visitor whose plain row of the period is new too had no pageview in it before this
-        batch, so no earlier profile either: only this batch's own are looked at. Others
-        (a known visitor with a new profile: rare) are looked up."""
-        known: dict[tuple, list[tuple[int, str]]] = defaultdict(list)
-        for key, us in profiles:
-            known[key[:4]].append((us, key[4]))
-        groups = sorted({key[:4] for key, _ in profiles} - self.new_plain)
-        for pk, visitor, kind, period, label, us in _profile_rows(cursor, groups):
-            if (us, label) not in known[(pk, visitor, kind, period)]:
-                known[(pk, visitor, kind, period)].append((us, label))
-        for key, us in profiles:
-            earlier = [label for at, label in known[key[:4]] if (at, label) < (us, key[4])]
-            values = key[4][len(PROFILE) :].split(SEP)
-            for i, (dim, value) in enumerate(zip(_PROFILE_DIMS, values, strict=True)):
-                if value and all(other[len(PROFILE) :].split(SEP)[i] != value for other in earlier):
-                    self.dims[(*key[0:1], *key[2:4], dim, value)][1] += 1
 
     def _earlier_sessions(self, cursor) -> dict[tuple[int, int], list[int]]:
         """Last-event times (microseconds) of the sessions of visitors starting one here,
@@ -512,40 +438,6 @@ def _insert_first_seen(
     return [(tuple(row), *level[tuple(row)]) for row in inserted]
 
 
-def _upsert_dims(cursor, dims: dict[tuple[int, int, int, str, str], list[int]]) -> None:
-    rows = [[*key, *counts] for key, counts in sorted(dims.items()) if any(counts)]
-    _insert(cursor, _DIMS_HEAD, _DIMS_TYPES, rows, _DIMS_TAIL)
-
-
-_PROFILE_COLUMNS = "website_id, visitor, kind, period, key, first_us"
-_PROFILE_ROWS_PG = (
-    f"SELECT {_PROFILE_COLUMNS} FROM zenovay_firstseen JOIN"  # noqa: S608 - fixed texts
-    f" {pg.rows('g', w='bigint', v='bigint', k='smallint', p='bigint')}"
-    " ON website_id = g.w AND kind = g.k AND period = g.p AND visitor = g.v"
-    " WHERE substr(key, 1, 2) = 'x:'"
-)
-
-
-def _profile_rows(cursor, groups: list[tuple[int, int, int, int]]) -> list[tuple]:
-    """The profile rows of (website, visitor, kind, period) groups: one index range each."""
-    if not groups:
-        return []
-    if connection.vendor == "postgresql":
-        return pg.run(cursor, _PROFILE_ROWS_PG, [pg.as_json(groups)])
-    found = []
-    for chunk in _chunks(groups, CHUNK // 4):
-        match = " OR ".join(
-            ["(website_id = %s AND visitor = %s AND kind = %s AND period = %s)"] * len(chunk)
-        )
-        cursor.execute(
-            f"SELECT {_PROFILE_COLUMNS} FROM zenovay_firstseen"  # noqa: S608 - fixed texts
-            f" WHERE ({match}) AND substr(key, 1, 2) = 'x:'",
-            [value for group in chunk for value in group],
-        )
-        found += cursor.fetchall()
-    return found
-
-
 # Statements are composed from these fixed texts only; values always go as parameters.
 def _list(values: Sequence[object]) -> str:
     return "(" + ", ".join(["%s"] * len(values)) + ")"
@@ -558,23 +450,13 @@ def _many(head: str, width: int, count: int, tail: str) -> str:
 
 
 _FIRST_SEEN_HEAD = (
-    "INSERT INTO zenovay_firstseen"
-    " (website_id, visitor, kind, period, key, first_us, returning_visitor)"
+    "INSERT INTO zenovay_firstseen (website_id, visitor, kind, period, first_us, returning_visitor)"
 )
 _FIRST_SEEN_TAIL = (
-    "ON CONFLICT (website_id, kind, period, visitor, key) DO NOTHING"
-    " RETURNING website_id, visitor, kind, period, key"
+    "ON CONFLICT (website_id, kind, period, visitor) DO NOTHING"
+    " RETURNING website_id, visitor, kind, period"
 )
-_FIRST_SEEN_TYPES = ("bigint", "bigint", "smallint", "bigint", "text", "bigint", "boolean")
-_DIMS_TYPES = ("bigint", "smallint", "bigint", "text", "text", "bigint", "bigint")
-_DIMS_HEAD = (
-    "INSERT INTO zenovay_periodtally (website_id, kind, period, dim, value, count, visitors)"
-)
-_DIMS_TAIL = (
-    "ON CONFLICT (website_id, kind, period, dim, value) DO UPDATE SET"
-    " count = zenovay_periodtally.count + excluded.count,"
-    " visitors = zenovay_periodtally.visitors + excluded.visitors"
-)
+_FIRST_SEEN_TYPES = ("bigint", "bigint", "smallint", "bigint", "bigint", "boolean")
 _TALLY_HEAD = (
     f"INSERT INTO zenovay_tally (website_id, quarter, {', '.join(TALLY_COLUMNS)}, last_us)"
 )
@@ -631,7 +513,7 @@ def rebuild(
     """Recompute one website's aggregates from `since` (default: its oldest event) on, from
     its raw events and sessions; idempotent. Returns the floor it rebuilt from and the
     number of events replayed. Run it in a transaction (the command does)."""
-    from zenovay.models import Event, FirstSeen, PeriodTally, Session, Tally, Website
+    from zenovay.models import Event, FirstSeen, Session, Tally, Website
 
     website = Website.objects.get(pk=website_pk)
     if since is None:
@@ -651,7 +533,6 @@ def rebuild(
     Tally.objects.filter(website=website, quarter__gte=quarter_of(first)).update(
         month_visitors=0, month_session_visitors=0, month_returning=0
     )
-    PeriodTally.objects.filter(website=website, period__gte=floor_s).delete()
     FirstSeen.objects.filter(website=website, period__gte=floor_s).delete()
     zones = {website.pk: website.timezone}
     events = Event.objects.filter(website=website, ts__gte=floor).order_by("ts", "id")
@@ -684,10 +565,10 @@ def rebuild(
 def rows_of(website_pk: int) -> list[list[tuple]]:
     """Every aggregate row of a website, sorted, without ids (Tally rows that count nothing
     left out): what ingest kept, to compare with what `rebuild` makes (tests, benchmarks)."""
-    from zenovay.models import FirstSeen, PeriodTally, Tally
+    from zenovay.models import FirstSeen, Tally
 
     found = []
-    for model in (Tally, PeriodTally, FirstSeen):
+    for model in (Tally, FirstSeen):
         fields = [f.name for f in model._meta.concrete_fields if f.name != "id"]
         rows = sorted(model.objects.filter(website_id=website_pk).values_list(*fields))
         found.append([row for row in rows if model is not Tally or any(row[2:-1])])

@@ -425,7 +425,6 @@ def _days_from_tallies(website: Website, now: dt.datetime) -> tuple[int, int, in
             website=website,
             kind=aggregates.DAY,
             period=int(y_start.timestamp()),
-            key="",
             first_us__gte=micros(cut_start),
             first_us__lte=micros(y_end),
         ).count()

@@ -266,34 +266,10 @@ class Tally(models.Model):
         return f"quarter {self.quarter} of website {self.website_id}"
 
 
-class PeriodTally(models.Model):
-    """Per website, local day / ISO week / month, and dimension value: pageviews (or custom
-    event firings) and distinct visitors, for the dashboard's breakdowns."""
-
-    website = models.ForeignKey(
-        Website, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
-    )
-    kind = models.PositiveSmallIntegerField()
-    period = models.BigIntegerField(help_text="The period's local start, epoch seconds.")
-    dim = models.CharField(max_length=1)
-    value = models.CharField(max_length=1024)
-    count = models.BigIntegerField(default=0)
-    visitors = models.BigIntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["website", "kind", "period", "dim", "value"], name="period_tally_key"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.dim}={self.value} in period {self.kind}/{self.period}"
-
-
 class FirstSeen(models.Model):
-    """A visitor's first appearance in a period (hour, day, week, month; per dimension value
-    or plain): inserted if absent, and each insert adds one to a counter."""
+    """A visitor's first appearance in a period (an hour, day, week or month; the first
+    pageview, or the first session started): inserted if absent, and each insert adds one
+    to a counter."""
 
     website = models.ForeignKey(
         Website, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
@@ -301,22 +277,17 @@ class FirstSeen(models.Model):
     visitor = models.BigIntegerField()
     kind = models.PositiveSmallIntegerField()
     period = models.BigIntegerField(help_text="The period's local start, epoch seconds.")
-    key = models.CharField(max_length=1100, blank=True)
     first_us = models.BigIntegerField()
     returning_visitor = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["website", "kind", "period", "visitor", "key"], name="first_seen_unique"
+                fields=["website", "kind", "period", "visitor"], name="first_seen_visitor"
             )
         ]
         indexes = [
-            models.Index(
-                fields=["website", "kind", "period", "first_us"],
-                name="first_seen_plain",
-                condition=models.Q(key=""),
-            ),
+            models.Index(fields=["website", "kind", "period", "first_us"], name="first_seen_time")
         ]
 
     def __str__(self) -> str:

@@ -26,7 +26,6 @@ from zenovay.aggregates import quarter_of
 from zenovay.models import (
     Event,
     FirstSeen,
-    PeriodTally,
     Session,
     Sketch,
     SketchMark,
@@ -69,7 +68,7 @@ def prune(
     events = _in_batches(Event.objects.filter(ts__lt=raw_before or before))
     sessions = _in_batches(Session.objects.filter(last_event_at__lt=before))
     _in_batches(Tally.objects.filter(quarter__lt=quarter_of(before)))
-    for model in (PeriodTally, Sketch, SketchMark, VisitTally):
+    for model in (Sketch, SketchMark, VisitTally):
         _in_batches(model.objects.filter(period__lt=int(before.timestamp())))
     if now is not None:
         before = max(before, now - dt.timedelta(days=FIRST_SEEN_DAYS))
