@@ -156,6 +156,19 @@ async def test_a_refused_batch_fails_only_the_event_that_caused_it(shop, monkeyp
     assert not await Event.objects.filter(path="/poison").aexists()
 
 
+async def test_an_event_the_database_refuses_fails_alone(shop):
+    events = [pending(shop, f"/p{n}", agent=f"{DESKTOP_UA} v/{n}") for n in range(6)]
+    events[2].payload.engaged_ms = -1  # what the table's check refuses
+    results = await asyncio.gather(
+        *(writer.submit(event) for event in events), return_exceptions=True
+    )
+    assert [type(result).__name__ for result in results] == (
+        ["NoneType"] * 2 + ["IntegrityError"] + ["NoneType"] * 3
+    )
+    assert await Event.objects.acount() == 5
+    assert await Session.objects.acount() == 5
+
+
 async def test_a_visitors_events_in_one_batch_make_one_session(shop):
     events = [pending(shop, f"/p{n}") for n in range(5)]
     await asyncio.gather(*(writer.submit(event) for event in events))
