@@ -173,8 +173,7 @@ class Generated:
             if kind == "pageview":
                 path = zipf(rng, PATHS)
                 row[self.col["pageviews"]] += 1
-                self._see(seen, a.HOUR, spans, us)
-                self._see(seen, a.DAY, spans, us)
+                self._see(seen, spans, us, a.hour_bit(ZONE, q))
             elif kind == "event":
                 name = rng.choice(NAMES)
                 row[self.col["custom_events"]] += 1
@@ -194,21 +193,32 @@ class Generated:
         row[self.col["bounces"]] += counts["pageview"] == 1 and counts["event"] == 0
         row[self.col["session_pageviews"]] += counts["pageview"]
         row[self.col["duration_us"]] += duration
-        self._see(seen, a.SESSION_DAY, a.periods(ZONE, q), a.micros(first))
+        self._see(seen, a.periods(ZONE, q), a.micros(first), a.SESSION)
         session = (visitor, first, last, counts, events[0][3], path, facts)
-        return events, session, [(visitor, *key, us) for key, us in seen.items()]
+        rows = [(visitor, *key, first_us, bits) for key, (first_us, bits) in seen.items()]
+        return events, session, rows
 
-    def _see(self, seen: dict, kind: int, spans: tuple, us: int) -> None:
-        """A first-seen row (and its cascade to week and month), as `apply` inserts it."""
+    def _see(self, seen: dict, spans: tuple, us: int, bit: int) -> None:
+        """A pageview's hour bit or a session's bit on the visitor's day row and its week
+        and month rows, counted as `apply` counts it (events come in order, and the visitor
+        is new: every row is)."""
         a = self.agg
-        for k in (kind, *a._CASCADE.get(kind, ())):
-            key = (k, spans[a._PERIOD_INDEX[k]])
-            if key in seen:
-                if k == kind:
-                    return  # seen in this period already: its week and month too
+        for kind in (a.DAY, a.WEEK, a.MONTH):
+            mark = bit if kind == a.DAY or bit == a.SESSION else 1
+            key = (kind, spans[a._PERIOD_INDEX[kind]])
+            first_us, bits = seen.get(key, (None, 0))
+            if bits & mark:
                 continue
-            seen[key] = us
-            self.tally[us // a.QUARTER_US][self.col[a._VISITOR_COLUMN[k]]] += 1
+            count = self.tally[us // a.QUARTER_US]
+            if bit == a.SESSION:
+                count[self.col[a._SESSION_COLUMN[kind]]] += 1
+            else:
+                if kind == a.DAY:
+                    count[self.col["hour_visitors"]] += 1
+                if not bits & a.PAGES:
+                    count[self.col[a._VISITOR_COLUMN[kind]]] += 1
+                    first_us = us
+            seen[key] = (first_us, bits | mark)
 
 
 class Sink:
@@ -291,7 +301,8 @@ FIRST_SEEN_COLUMNS = [
     "kind",
     "period",
     "first_us",
-    "returning_visitor",
+    "bits",
+    "prev",
 ]
 # Dropped while loading and built after it, as a restore would.
 INDEXES = {
@@ -391,8 +402,8 @@ def load(website, size: int, seed: int = 11) -> dict[str, float]:
                         facts["os"],
                     )
                 )
-                for visitor_, kind, period, us in seen:
-                    first_seen.add((website.pk, visitor_, kind, period, us, False))
+                for visitor_, kind, period, first_us, bits in seen:
+                    first_seen.add((website.pk, visitor_, kind, period, first_us, bits, 0))
         starts = sorted(rng.uniform(lo, hi) for _ in range(max(left // 3, 1)))
     for sink in (events, visits, first_seen):
         sink.flush()

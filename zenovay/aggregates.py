@@ -18,14 +18,21 @@ session that grows (a second pageview ends a bounce, an engagement event lengthe
 applies the difference between its state before and after the event (`Recorded`).
 
 Distinct visitors are not additive, so each is exact through first-seen rows
-(`FirstSeen`): per (website, visitor, kind of period, period) one row, inserted if absent;
-each insert adds one to a counter in the quarter of the visitor's first appearance.
-"Visitors today" is then the sum of today's quarters' `day_visitors`, and "visitors
-yesterday before 14:07" the sum of the quarters before 14:00 plus a count of yesterday's
-first-seen rows from 14:00 to 14:07 (an index range: the new visitors of one quarter at
-most). Day rows cascade: week and month rows are tried only when the day row was new (a
-visitor seen today was seen this week and this month), so a batch tries about one row per
-visitor and day, not one per event and period.
+(`FirstSeen`): per (website, visitor, local day, week or month) one row whose bits say what
+the visitor did in the period so far: a day row has a bit per local hour with a pageview
+and one for a session started that day; a week or month row a bit for a pageview and one
+for a session. A batch ORs its bits into the rows (inserting those that are absent), and
+the statement returns each changed row's bits before and after, so every bit newly set
+adds one to a counter in the quarter of the event that set it: a new hour bit to
+`hour_visitors`, a first pageview bit to `day_visitors` (week, month), a session bit to
+`day_session_visitors` (and `day_returning`, see below). Concurrent batches serialise on
+the row, and each sees the bits the other left. "Visitors today" is then the sum of
+today's quarters' `day_visitors`, and "visitors yesterday before 14:07" the sum of the
+quarters before 14:00 plus a count of yesterday's day rows whose first pageview
+(`first_us`) is from 14:00 to 14:07 (an index range: the new visitors of one quarter at
+most). Day rows cascade: week and month rows are written only for what was new to the day
+(a visitor seen today was seen this week and this month), so a batch writes about one row
+per visitor and day, and a visitor new to the month costs three rows.
 
 Breakdowns (per page, referrer, UTM source, country, device, browser, OS, event name) are
 not kept here: their counts and their visitors come from the day sketches
@@ -34,10 +41,10 @@ visitors a value, 0.8 % standard error above), which the traffic issue allows fo
 breakdowns. Exact visitors per value cost a first-seen row per visitor, value and period:
 about nine more rows for each new visitor, which tripled the cost of ingest.
 
-New and returning visitors: a visitor's first session of a period inserts a row of the
-session kinds, flagged `returning` when the visitor had a session that ended in the 32 days
-before the period began (identities live one salt period, a month, at most), looked up at
-insert time in the session table by its (website, visitor, last_event_at) index.
+New and returning visitors: a visitor's first session of a period sets its row's session
+bit, and counts as returning when the visitor had a session that ended in the 32 days
+before the period began (identities live one salt period, a month, at most), looked up
+then in the session table by its (website, visitor, last_event_at) index.
 
 Costs of a read (R = rows read): a day is <= 100 quarter rows, a month <= 2,976, a chart
 of 30 days <= 2,880; the yesterday cut-off adds two index ranges over one quarter. None
@@ -46,10 +53,11 @@ grows with the number of events. The 5-minute window stays a query on raw events
 
 Cost of a batch: one SELECT of the batch's websites' time zones, one SELECT of earlier
 sessions of the visitors that start a session, two multi-row INSERT ... ON CONFLICT DO
-NOTHING RETURNING (hour and day rows, then the week and month rows of the new day rows),
+UPDATE ... RETURNING (day rows, then the week and month rows of what was new to the day),
 and one multi-row upsert of Tally, rows sorted by key so concurrent batches lock them in
-the same order and never deadlock. A new visitor costs seven first-seen rows (its hour,
-day, week and month; its session's day, week and month), a known one usually none.
+the same order and never deadlock. A new visitor costs three first-seen rows; a known one
+a changed day row in a new hour, and nothing while its session stays in the hour. (Rows
+per hour and per session's period, as before, cost seven rows per new visitor.)
 
 Limits, stated: a website whose time zone changes keeps its past periods as they were
 counted; `manage.py rebuild_aggregates --website` re-keys what the raw events still cover.
@@ -76,9 +84,15 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 RETURNING_LOOKBACK = dt.timedelta(days=32)  # as metrics.RETURNING_LOOKBACK
 CHUNK = 400  # rows per multi-row statement (SQLite allows 32,766 parameters)
 
-# Kinds of first-seen rows (and of PeriodTally periods).
+# Kinds of periods: first-seen rows are kept per local day, week and month; hours are a
+# kind of bucket only (a bit of the day row).
 HOUR, DAY, WEEK, MONTH = 1, 2, 3, 4
-SESSION_DAY, SESSION_WEEK, SESSION_MONTH = 12, 13, 14
+# A first-seen row's bits, what its visitor did in its period so far: a day row has one bit
+# per local hour with a pageview (bits 0-23 by the hour on the clock, 24 for the second
+# pass of an hour that the change back from DST repeats), a week or month row bit 0 for a
+# pageview; every row SESSION once a session started in the period.
+SESSION = 1 << 25
+PAGES = SESSION - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,28 +231,45 @@ _VISITOR_COLUMN = {
     DAY: "day_visitors",
     WEEK: "week_visitors",
     MONTH: "month_visitors",
-    SESSION_DAY: "day_session_visitors",
-    SESSION_WEEK: "week_session_visitors",
-    SESSION_MONTH: "month_session_visitors",
 }
-_RETURNING_COLUMN = {
-    SESSION_DAY: "day_returning",
-    SESSION_WEEK: "week_returning",
-    SESSION_MONTH: "month_returning",
+_SESSION_COLUMN = {
+    DAY: "day_session_visitors",
+    WEEK: "week_session_visitors",
+    MONTH: "month_session_visitors",
 }
-# A visitor new to the day may be new to its week and its month (which need not nest).
-_CASCADE = {DAY: (WEEK, MONTH), SESSION_DAY: (SESSION_WEEK, SESSION_MONTH)}
-_PERIOD_INDEX = {
-    HOUR: 0,
-    DAY: 1,
-    WEEK: 2,
-    MONTH: 3,
-    SESSION_DAY: 1,
-    SESSION_WEEK: 2,
-    SESSION_MONTH: 3,
-}
+_RETURNING_COLUMN = {DAY: "day_returning", WEEK: "week_returning", MONTH: "month_returning"}
+_PERIOD_INDEX = {HOUR: 0, DAY: 1, WEEK: 2, MONTH: 3}
 
 Key = tuple[int, int, int, int]  # website, visitor, kind, period
+
+
+@functools.lru_cache(maxsize=8192)
+def hour_bit(zone_name: str, quarter: int) -> int:
+    """The bit of a quarter's local hour in its day row. The hour is the one `periods`
+    starts (so a 30-minute change back from DST keeps its hour whole, as there)."""
+    start = dt.datetime.fromtimestamp(periods(zone_name, quarter)[0], zoneinfo.ZoneInfo(zone_name))
+    return 1 << (24 if start.fold else start.hour)
+
+
+class _Seen:
+    """What a batch brings to one first-seen row: bits, and when each bit first came."""
+
+    __slots__ = ("bits", "first", "spans")
+
+    def __init__(self, spans: tuple[int, int, int, int]) -> None:
+        self.bits = 0
+        self.first: dict[int, int] = {}  # bit -> earliest microsecond
+        self.spans = spans
+
+    def add(self, bit: int, us: int) -> None:
+        if bit & self.bits and self.first[bit] <= us:
+            return
+        self.bits |= bit
+        self.first[bit] = us
+
+    def first_page(self, bits: int = PAGES) -> int | None:
+        """The earliest of these pageview bits' times."""
+        return min((us for bit, us in self.first.items() if bit & bits & PAGES), default=None)
 
 
 def _bounce(session: SessionState | None) -> int:
@@ -262,7 +293,7 @@ class _Batch:
         self.floors = floors or {}
         self.tally: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0] * len(TALLY_COLUMNS))
         self.last: dict[tuple[int, int], int] = {}
-        self.seen: dict[Key, tuple[int, tuple[int, int, int, int]]] = {}
+        self.seen: dict[Key, _Seen] = {}
         self.starts: set[tuple[int, int]] = set()  # (website, visitor) starting a session
         self.batch_sessions: dict[tuple[int, int, int], int] = {}  # started -> last event
 
@@ -278,32 +309,36 @@ class _Batch:
         row = self.tally[key]
         if change.type == "pageview":
             row[_COLUMN["pageviews"]] += 1
-            for kind in (HOUR, DAY):
-                if not self._counted(change.session_before, kind, spans, pk):
-                    self._see(pk, change.visitor, kind, us, spans)
+            if not self._counted(change.session_before, spans, pk):
+                bit = hour_bit(self.zones[pk], quarter)
+                self._see(pk, change.visitor, DAY, bit, us, spans)
         elif change.type == "event":
             row[_COLUMN["custom_events"]] += 1
 
     def _counted(
-        self, before: SessionState | None, kind: int, spans: tuple[int, int, int, int], pk: int
+        self, before: SessionState | None, spans: tuple[int, int, int, int], pk: int
     ) -> bool:
-        """The visitor's open session had a pageview in this local hour (day) already, so
-        its first-seen row is there: no need to try it again (most pageviews)."""
+        """The visitor's open session had a pageview in this local hour already, so its day
+        row has the hour's bit: no need to send it again (most pageviews)."""
         if before is None or before.pageviews == 0:
             return False
-        i = _PERIOD_INDEX[kind]
         zone = self.zones[pk]
         return all(
-            periods(zone, quarter_of(moment))[i] == spans[i]
+            periods(zone, quarter_of(moment))[0] == spans[0]
             for moment in (before.started_at, before.last_event_at)
         )
 
     def _see(
-        self, pk: int, visitor: int, kind: int, us: int, spans: tuple[int, int, int, int]
+        self, pk: int, visitor: int, kind: int, bit: int, us: int, spans: tuple[int, int, int, int]
     ) -> None:
         period = spans[_PERIOD_INDEX[kind]]
-        if period >= self._floor(pk):
-            self.seen.setdefault((pk, visitor, kind, period), (us, spans))
+        if period < self._floor(pk):
+            return
+        key = (pk, visitor, kind, period)
+        seen = self.seen.get(key)
+        if seen is None:
+            seen = self.seen[key] = _Seen(spans)
+        seen.add(bit, us)
 
     def session(self, change: Recorded) -> None:
         before, after = change.session_before, change.session_after
@@ -329,30 +364,63 @@ class _Batch:
         row[_COLUMN["session_pageviews"]] += session.pageviews
         row[_COLUMN["duration_us"]] += _duration(session)
         spans = periods(self.zones[pk], started // QUARTER_US)
-        self._see(pk, visitor, SESSION_DAY, started, spans)
+        self._see(pk, visitor, DAY, SESSION, started, spans)
         self.starts.add((pk, visitor))
 
     # --- Writing
 
     def write(self, cursor) -> None:
+        """Day rows, then the week and month rows of what was new to the day, then the
+        quarters with every count the news add."""
         earlier = self._earlier_sessions(cursor)
-        level = dict(self.seen)
+        level = self.seen
         while level:
-            following_level: dict[Key, tuple[int, tuple[int, int, int, int]]] = {}
-            for key, us, spans in _insert_first_seen(cursor, level, earlier):
-                pk, visitor, kind, period = key
-                row = self.tally[(pk, us // QUARTER_US)]
-                row[_COLUMN[_VISITOR_COLUMN[kind]]] += 1
-                if kind in _RETURNING_COLUMN and _returning(earlier, pk, visitor, period):
-                    row[_COLUMN[_RETURNING_COLUMN[kind]]] += 1
-                for following in _CASCADE.get(kind, ()):
-                    period = spans[_PERIOD_INDEX[following]]
-                    later = (pk, visitor, following, period)
-                    # Days of one week (or month) in one batch: the earliest one is first.
-                    if period >= self._floor(pk) and us < following_level.get(later, (us + 1,))[0]:
-                        following_level[later] = (us, spans)
-            level = following_level
+            following: dict[Key, _Seen] = {}
+            for key, prev, bits in _upsert_first_seen(cursor, level):
+                self._news(key, level[key], prev, bits, earlier, following)
+            level = following
         _upsert_tally(cursor, self.tally, self.last)
+
+    def _news(
+        self,
+        key: Key,
+        seen: _Seen,
+        prev: int,
+        bits: int,
+        earlier: dict[tuple[int, int], list[int]],
+        following: dict[Key, _Seen],
+    ) -> None:
+        """Count what the row's bits newly set (`bits` after the upsert, `prev` before)."""
+        pk, visitor, kind, period = key
+        new = bits & ~prev
+        if kind == DAY:
+            for bit in _bits(new & PAGES):
+                self.tally[(pk, seen.first[bit] // QUARTER_US)][_COLUMN["hour_visitors"]] += 1
+        cascade = []
+        if new & PAGES and not prev & PAGES:  # new to the period
+            us = seen.first_page(new)
+            assert us is not None  # a bit of `new` is one of `seen`'s
+            self.tally[(pk, us // QUARTER_US)][_COLUMN[_VISITOR_COLUMN[kind]]] += 1
+            cascade.append((1, us))
+        if new & SESSION:  # a first session in the period
+            us = seen.first[SESSION]
+            row = self.tally[(pk, us // QUARTER_US)]
+            row[_COLUMN[_SESSION_COLUMN[kind]]] += 1
+            if _returning(earlier, pk, visitor, period):
+                row[_COLUMN[_RETURNING_COLUMN[kind]]] += 1
+            cascade.append((SESSION, us))
+        if kind != DAY:
+            return
+        # A visitor new to the day may be new to its week and its month (which need not nest).
+        for later_kind in (WEEK, MONTH):
+            later = seen.spans[_PERIOD_INDEX[later_kind]]
+            if later < self._floor(pk):
+                continue
+            row_key = (pk, visitor, later_kind, later)
+            if row_key not in following:
+                following[row_key] = _Seen(seen.spans)
+            for bit, us in cascade:  # days of one week in one batch: the earliest counts
+                following[row_key].add(bit, us)
 
     def _earlier_sessions(self, cursor) -> dict[tuple[int, int], list[int]]:
         """Last-event times (microseconds) of the sessions of visitors starting one here,
@@ -363,7 +431,7 @@ class _Batch:
         for (pk, visitor, _), last in self.batch_sessions.items():
             found[(pk, visitor)].append(last)
         lo = (
-            min(key[3] for key in self.seen if key[2] == SESSION_DAY) * 1_000_000
+            min(key[3] for key, seen in self.seen.items() if seen.bits & SESSION) * 1_000_000
             - _micros_of(RETURNING_LOOKBACK)
             - 31 * 86_400_000_000
         )
@@ -420,22 +488,19 @@ def _chunks(rows: list, size: int = CHUNK) -> Iterator[list]:
         yield rows[i : i + size]
 
 
-def _insert_first_seen(
-    cursor,
-    level: dict[Key, tuple[int, tuple[int, int, int, int]]],
-    earlier: dict[tuple[int, int], list[int]],
-) -> list[tuple[Key, int, tuple[int, int, int, int]]]:
-    """Insert the rows that are absent; return those that were (this batch's news)."""
-    rows = [
-        [
-            *key,
-            level[key][0],
-            key[2] in _RETURNING_COLUMN and _returning(earlier, key[0], key[1], key[3]),
-        ]
-        for key in sorted(level)
-    ]
-    inserted = _insert(cursor, _FIRST_SEEN_HEAD, _FIRST_SEEN_TYPES, rows, _FIRST_SEEN_TAIL)
-    return [(tuple(row), *level[tuple(row)]) for row in inserted]
+def _bits(value: int) -> Iterator[int]:
+    while value:
+        low = value & -value
+        yield low
+        value ^= low
+
+
+def _upsert_first_seen(cursor, level: dict[Key, _Seen]) -> list[tuple[Key, int, int]]:
+    """Add the bits to the rows (inserting those that are absent); of each row that changed,
+    its key and its bits before and after."""
+    rows = [[*key, level[key].first_page(), level[key].bits, 0] for key in sorted(level)]
+    changed = _insert(cursor, _FIRST_SEEN_HEAD, _FIRST_SEEN_TYPES, rows, _FIRST_SEEN_TAIL)
+    return [(tuple(row[:4]), row[4], row[5]) for row in changed]
 
 
 # Statements are composed from these fixed texts only; values always go as parameters.
@@ -450,13 +515,19 @@ def _many(head: str, width: int, count: int, tail: str) -> str:
 
 
 _FIRST_SEEN_HEAD = (
-    "INSERT INTO zenovay_firstseen (website_id, visitor, kind, period, first_us, returning_visitor)"
+    "INSERT INTO zenovay_firstseen (website_id, visitor, kind, period, first_us, bits, prev)"
 )
+# The update sees the row as it was: `prev` keeps its bits, so the statement tells each
+# row's news (bits & ~prev) whatever concurrent batches did before it.
 _FIRST_SEEN_TAIL = (
-    "ON CONFLICT (website_id, kind, period, visitor) DO NOTHING"
-    " RETURNING website_id, visitor, kind, period"
+    "ON CONFLICT (website_id, kind, period, visitor) DO UPDATE SET"
+    " prev = zenovay_firstseen.bits,"
+    " bits = zenovay_firstseen.bits | excluded.bits,"
+    " first_us = COALESCE(zenovay_firstseen.first_us, excluded.first_us)"
+    " WHERE zenovay_firstseen.bits | excluded.bits <> zenovay_firstseen.bits"
+    " RETURNING website_id, visitor, kind, period, prev, bits"
 )
-_FIRST_SEEN_TYPES = ("bigint", "bigint", "smallint", "bigint", "bigint", "boolean")
+_FIRST_SEEN_TYPES = ("bigint", "bigint", "smallint", "bigint", "bigint", "bigint", "bigint")
 _TALLY_HEAD = (
     f"INSERT INTO zenovay_tally (website_id, quarter, {', '.join(TALLY_COLUMNS)}, last_us)"
 )
@@ -563,13 +634,14 @@ def rebuild(
 
 
 def rows_of(website_pk: int) -> list[list[tuple]]:
-    """Every aggregate row of a website, sorted, without ids (Tally rows that count nothing
-    left out): what ingest kept, to compare with what `rebuild` makes (tests, benchmarks)."""
+    """Every aggregate row of a website, sorted, without ids and first-seen rows' `prev` (the
+    bits before their last change: history, not figures; Tally rows that count nothing left
+    out): what ingest kept, to compare with what `rebuild` makes (tests, benchmarks)."""
     from zenovay.models import FirstSeen, Tally
 
     found = []
     for model in (Tally, FirstSeen):
-        fields = [f.name for f in model._meta.concrete_fields if f.name != "id"]
+        fields = [f.name for f in model._meta.concrete_fields if f.name not in ("id", "prev")]
         rows = sorted(model.objects.filter(website_id=website_pk).values_list(*fields))
         found.append([row for row in rows if model is not Tally or any(row[2:-1])])
     return found

@@ -272,9 +272,9 @@ class Tally(models.Model):
 
 
 class FirstSeen(models.Model):
-    """A visitor's first appearance in a period (an hour, day, week or month; the first
-    pageview, or the first session started): inserted if absent, and each insert adds one
-    to a counter."""
+    """What a visitor did in a local day, ISO week or month, as bits (zenovay.aggregates: a
+    day row's pageview hours; a week or month row's pageview; a session started): a bit
+    newly set adds one to a counter."""
 
     website = models.ForeignKey(
         Website, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
@@ -282,8 +282,9 @@ class FirstSeen(models.Model):
     visitor = models.BigIntegerField()
     kind = models.PositiveSmallIntegerField()
     period = models.BigIntegerField(help_text="The period's local start, epoch seconds.")
-    first_us = models.BigIntegerField()
-    returning_visitor = models.BooleanField(default=False)
+    first_us = models.BigIntegerField(null=True, help_text="The first pageview, if any.")
+    bits = models.BigIntegerField(default=0)
+    prev = models.BigIntegerField(default=0, help_text="The bits before the last change.")
 
     class Meta:
         constraints = [
@@ -296,7 +297,7 @@ class FirstSeen(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"visitor {self.visitor:x} first seen in period {self.kind}/{self.period}"
+        return f"visitor {self.visitor:x} in period {self.kind}/{self.period}: {self.bits:#x}"
 
 
 class Sketch(models.Model):

@@ -81,15 +81,7 @@ def prune(
 
 
 def _first_seen_kinds() -> list[tuple[int, int]]:
-    kinds = (
-        aggregates.HOUR,
-        aggregates.DAY,
-        aggregates.WEEK,
-        aggregates.MONTH,
-        aggregates.SESSION_DAY,
-        aggregates.SESSION_WEEK,
-        aggregates.SESSION_MONTH,
-    )
+    kinds = (aggregates.DAY, aggregates.WEEK, aggregates.MONTH)
     return [(pk, kind) for pk in Website.objects.values_list("pk", flat=True) for kind in kinds]
 
 

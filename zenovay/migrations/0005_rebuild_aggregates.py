@@ -1,8 +1,8 @@
 """Built the aggregates of an existing install from its raw events.
 
 The building runs the current code (`aggregates.rebuild`), so it needs the aggregate
-tables as they are now: 0009 does it, after the last change to them, for an install whose
-aggregates were never built. This migration is kept for its name.
+tables as they are now: the last migration that changes them does it (0011), for an
+install whose aggregates were never built. This migration is kept for its name.
 """
 
 from django.db import migrations
