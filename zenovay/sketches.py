@@ -32,7 +32,7 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import datasketches
 from django.db import connection, transaction
@@ -46,6 +46,7 @@ STORED = datasketches.tgt_hll_type.HLL_4
 LAG = dt.timedelta(minutes=2)
 STALE = dt.timedelta(minutes=1)
 DAY, MONTH = aggregates.DAY, aggregates.MONTH
+SO_FAR = 5  # a month's first days, merged: its mark says up to where
 DIMS = {
     "page": "p",
     "referrer": "r",
@@ -157,9 +158,10 @@ class Parts:
 @dataclass
 class _Plan:
     months: list[int]  # starts of whole, finished local months
-    days: list[int]  # starts of whole local days outside those months
+    days: list[int]  # starts of whole local days outside those months (and so-far months)
     open_from: dt.datetime | None  # set by _bring_forward: today's events from here are live
     until: dt.datetime
+    so_far: list[int] = field(default_factory=list)  # set by _bring_forward: months' SO_FAR
 
 
 def figures(
@@ -205,7 +207,7 @@ def _read(
     stored = Sketch.objects.filter(website=website, dim=dim)
     if pattern is not None:
         stored = stored.filter(value__regex=pattern)
-    for kind, periods in ((MONTH, plan.months), (DAY, plan.days)):
+    for kind, periods in ((MONTH, plan.months), (SO_FAR, plan.so_far), (DAY, plan.days)):
         if periods:
             rows = stored.filter(kind=kind, period__in=periods)
             for value, count, registers in rows.values_list("value", "count", "registers"):
@@ -308,6 +310,57 @@ def _bring_forward(website: Website, plan: _Plan, now: dt.datetime) -> None:
             mark = _seal_day(website, day, target)
         if plan.open_from is None:
             plan.open_from = aggregates.EPOCH + dt.timedelta(microseconds=mark)
+    _use_so_far(website, plan, target)
+
+
+def _use_so_far(website: Website, plan: _Plan, target: dt.datetime) -> None:
+    """Read a month's first finished days, when the plan has at least two of them (this
+    month so far), from the month's SO_FAR sketches: one row per value instead of one per
+    value and day (at 10^7 events a month, a month's breakdowns read 27 times fewer
+    sketches). SO_FAR is brought forward to the plan's last finished day of the month by
+    merging the days since its mark, once a day; a plan ending before its mark reads days."""
+    zone = website.zone
+    finished = [day for day in plan.days if day_end(day, zone) <= target]
+    if len(finished) < 2 or _local(finished[0], zone).day != 1:
+        return
+    month, first = finished[0], _local(finished[0], zone)
+    run = [day for i, day in enumerate(finished) if _local(day, zone) == first + dt.timedelta(i)]
+    run = [day for day in run if _local(day, zone).month == first.month]
+    if len(run) < 2:
+        return
+    goal = aggregates.micros(day_end(run[-1], zone))
+    mark = _mark(website, SO_FAR, month)
+    if mark is None or mark < goal:
+        mark = _merge_so_far(website, month, mark, run, goal)
+    if mark == goal:
+        plan.so_far.append(month)
+        plan.days = [day for day in plan.days if day not in run]
+
+
+def _merge_so_far(
+    website: Website, month: int, mark: int | None, run: list[int], goal: int
+) -> int | None:
+    """The month's SO_FAR sketches extended with the days of `run` after `mark`; the new
+    mark (None when another process moved it meanwhile: this plan reads days)."""
+    zone = website.zone
+    parts = Parts()
+    days = [day for day in run if mark is None or aggregates.micros(day_end(day, zone)) > mark]
+    stored = Sketch.objects.filter(website=website, kind=DAY, period__in=days)
+    if mark is not None:
+        stored = stored | Sketch.objects.filter(website=website, kind=SO_FAR, period=month)
+    for dim, value, count, registers in stored.values_list(
+        "dim", "value", "count", "registers"
+    ).iterator(chunk_size=500):
+        parts.add_stored((dim, value), count, registers)
+    with transaction.atomic():
+        lock(website.pk)
+        if _mark(website, SO_FAR, month) != mark:
+            return None
+        save(parts.rows(website.pk, SO_FAR, month))
+        SketchMark.objects.update_or_create(
+            website=website, kind=SO_FAR, period=month, scope="", defaults={"until_us": goal}
+        )
+    return goal
 
 
 def _seal_whole_month(

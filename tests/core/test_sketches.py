@@ -84,6 +84,40 @@ def test_a_finished_month_is_merged_once_into_a_month_sketch(site):
     assert Sketch.objects.filter(kind=sketches.MONTH, period=february, dim="").get().count == 15
 
 
+def test_this_month_so_far_reads_one_merged_sketch_brought_forward_a_day_at_a_time(site):
+    for day in range(1, 11):
+        for who in range(day, day + 4):  # visitors overlap from day to day
+            record(site, local(day, 9, who), who, f"/p{who % 3}")
+    march, now = local(1), NOW  # the 10th at noon: the 1st to the 9th are finished
+    assert sketches.figures(site, march, now, "p", now) == brute(site, march, now, "path")
+    so_far = SketchMark.objects.get(kind=sketches.SO_FAR, period=int(march.timestamp()))
+    assert so_far.until_us == int(local(10).timestamp() * 1_000_000)  # up to the 9th's end
+    assert Sketch.objects.get(kind=sketches.SO_FAR, dim="", period=so_far.period).count == 36
+
+    # A day later the 10th is merged into it; the days before are not read again.
+    tomorrow = now + dt.timedelta(days=1)
+    record(site, local(11, 9), 50, "/p0")
+    days_read = []
+    real = Sketch.objects.filter
+
+    def reads(*args, **kwargs):
+        if kwargs.get("kind") == sketches.DAY and "period__in" in kwargs:
+            days_read.extend(kwargs["period__in"])
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Sketch.objects, "filter", reads)
+        found = sketches.figures(site, march, tomorrow, None, tomorrow)
+    assert found == brute(site, march, tomorrow, None)
+    assert days_read and set(days_read) == {int(local(10).timestamp())}
+    so_far.refresh_from_db()
+    assert so_far.until_us == int(local(11).timestamp() * 1_000_000)
+
+    # A range that ends before the merged days reads its days.
+    fifth = local(6) - dt.timedelta(microseconds=1)
+    assert sketches.figures(site, march, fifth, "p", tomorrow) == brute(site, march, fifth, "path")
+
+
 def test_ranges_that_are_not_whole_local_days_are_left_to_raw_events(site):
     assert sketches.figures(site, local(7, 6), NOW, None, NOW) is None  # starts at 06:00
     assert sketches.figures(site, local(7), local(9, 12), None, NOW) is None  # ends midday
