@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -166,21 +166,8 @@ def _insert(table: str, columns: str) -> str:
     return f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
 
 
-# The columns that are not text, as the PostgreSQL statements' JSON rows give them.
-_PG_TYPES = {
-    **dict.fromkeys(["website_id", "visitor"], "bigint"),
-    **dict.fromkeys(["ts", "started_at", "last_event_at"], "timestamptz"),
-    **dict.fromkeys(["pageviews", "custom_events", "engaged_ms"], "integer"),
-    "props": "jsonb",
-}
-
-
-def _insert_pg(table: str, columns: str) -> str:
-    names = columns.split(", ")
-    return pg.insert(table, **{name: _PG_TYPES.get(name, "text") for name in names})
-
-
 _INSERT_EVENT = _insert("zenovay_event", _EVENT_COLUMNS)
+_COPY_EVENTS = f"COPY zenovay_event ({_EVENT_COLUMNS}) FROM STDIN"
 _INSERT_SESSION = _insert("zenovay_session", "website_id, visitor, " + _SESSION_COLUMNS)
 _UPDATE_SESSION = (
     "UPDATE zenovay_session SET last_event_at = %s, pageviews = %s, custom_events = %s,"
@@ -214,8 +201,19 @@ _UPDATE_SESSIONS_PG = (
     )
     + " WHERE s.id = u.id"
 )
-_INSERT_SESSIONS_PG = _insert_pg("zenovay_session", "website_id, visitor, " + _SESSION_COLUMNS)
-_INSERT_EVENTS_PG = _insert_pg("zenovay_event", _EVENT_COLUMNS)
+_INSERT_SESSIONS_PG = (
+    f"INSERT INTO zenovay_session (website_id, visitor, {_SESSION_COLUMNS}) SELECT * FROM "  # noqa: S608
+    + pg.rows(
+        "u",
+        website_id="bigint",
+        visitor="bigint",
+        started_at="timestamptz",
+        last_event_at="timestamptz",
+        pageviews="integer",
+        custom_events="integer",
+        **dict.fromkeys(["entry_path", "exit_path", *_SESSION_FACTS.split(", ")], "text"),
+    )
+)
 
 
 def store(batch: Sequence[Pending]) -> list[tuple[Pending, _Session | None, _Session | None]]:
@@ -231,20 +229,13 @@ def store(batch: Sequence[Pending]) -> list[tuple[Pending, _Session | None, _Ses
     sessions. SQLite has one writer at a time (IMMEDIATE transactions) already.
     """
     changes: list[tuple[Pending, _Session | None, _Session | None]] = []
-    # PostgreSQL: statements go out without waiting for the ones before (zenovay.infra.pg),
-    # so a batch takes six round trips: the BEGIN; the locks, the sessions and the zones;
-    # the writes with the aggregates' first read; a round per level of first-seen rows; the
-    # last upserts with the commit.
-    with pg.pipeline(connection), transaction.atomic(), connection.cursor() as cursor:
-        _lock_visitors(cursor, batch)
-        # A statement of its own after the locks: its snapshot is taken once they are held,
-        # so it sees the session that their previous holder committed.
-        read_sessions = _open_sessions(cursor, batch)
+    with transaction.atomic(), connection.cursor() as cursor:
         zones = aggregates.website_zones({pending.website_pk for pending in batch})
-        sessions = read_sessions()
         batch = [pending for pending in batch if pending.website_pk in zones]
         if not batch:
             return changes
+        _lock_visitors(cursor, batch)
+        sessions = _open_sessions(cursor, batch)
         for pending in batch:
             key = (pending.website_pk, pending.visitor)
             before = sessions.get(key)
@@ -307,7 +298,7 @@ def _lock_visitors(cursor, batch: Sequence[Pending]) -> None:
     if connection.vendor != "postgresql":
         return
     keys = sorted({_lock_key(pending.website_pk, pending.visitor) for pending in batch})
-    pg.run(cursor, _LOCK_VISITORS_PG, [pg.as_json([[key] for key in keys])], returns=False)
+    pg.run(cursor, _LOCK_VISITORS_PG, [pg.as_json([[key] for key in keys])])
 
 
 def _lock_key(website_pk: int, visitor: int) -> int:
@@ -316,30 +307,23 @@ def _lock_key(website_pk: int, visitor: int) -> int:
     return mixed - (1 << 64) if mixed >= 1 << 63 else mixed
 
 
-def _open_sessions(
-    cursor, batch: Sequence[Pending]
-) -> Callable[[], dict[tuple[int, int], _Session]]:
-    """The latest session of each visitor of the batch that may still be open, read when
-    called (on PostgreSQL the query is sent at once, after the locks)."""
+def _open_sessions(cursor, batch: Sequence[Pending]) -> dict[tuple[int, int], _Session]:
+    """The latest session of each visitor of the batch that may still be open."""
     since = min(pending.ts for pending in batch) - SESSION_GAP
     if connection.vendor == "postgresql":
         pairs = sorted({(pending.website_pk, pending.visitor) for pending in batch})
-        fetch = pg.send(cursor, _OPEN_SESSIONS_PG, [pg.as_json(pairs), since])
-        return lambda: _sessions(fetch())
-    websites = sorted({pending.website_pk for pending in batch})
-    visitors = sorted({pending.visitor for pending in batch})
-    cursor.execute(
-        f"SELECT id, website_id, visitor, {_SESSION_COLUMNS} FROM zenovay_session"  # noqa: S608
-        f" WHERE website_id IN ({', '.join(['%s'] * len(websites))})"
-        f" AND visitor IN ({', '.join(['%s'] * len(visitors))})"
-        " AND last_event_at >= %s ORDER BY last_event_at",
-        [*websites, *visitors, connection.ops.adapt_datetimefield_value(since)],
-    )
-    found = _sessions(cursor.fetchall())
-    return lambda: found
-
-
-def _sessions(rows: Sequence[Sequence]) -> dict[tuple[int, int], _Session]:
+        rows = pg.run(cursor, _OPEN_SESSIONS_PG, [pg.as_json(pairs), since])
+    else:
+        websites = sorted({pending.website_pk for pending in batch})
+        visitors = sorted({pending.visitor for pending in batch})
+        cursor.execute(
+            f"SELECT id, website_id, visitor, {_SESSION_COLUMNS} FROM zenovay_session"  # noqa: S608
+            f" WHERE website_id IN ({', '.join(['%s'] * len(websites))})"
+            f" AND visitor IN ({', '.join(['%s'] * len(visitors))})"
+            " AND last_event_at >= %s ORDER BY last_event_at",
+            [*websites, *visitors, connection.ops.adapt_datetimefield_value(since)],
+        )
+        rows = cursor.fetchall()
     found: dict[tuple[int, int], _Session] = {}
     for row in rows:
         pk, website_pk, visitor, started, last, pageviews, custom, entry, exit_path, *facts = row
@@ -447,14 +431,11 @@ def _write_sessions(cursor, sessions: dict[tuple[int, int], _Session]) -> None:
 
 
 def _write_events(cursor, batch: Sequence[Pending]) -> None:
-    postgres = connection.vendor == "postgresql"
     ops = connection.ops
     rows = []
     for pending in batch:
         payload = pending.payload
-        props: object = payload.props  # PostgreSQL: as JSON, within the rows' JSON
-        if props is not None and not postgres:
-            props = ops.adapt_json_value(props, None)
+        props = None if payload.props is None else ops.adapt_json_value(payload.props, None)
         rows.append(
             [
                 pending.website_pk,
@@ -476,7 +457,10 @@ def _write_events(cursor, batch: Sequence[Pending]) -> None:
                 pending.os,
             ]
         )
-    if postgres:  # one statement, sent with the sessions' (COPY cannot be pipelined)
-        pg.run(cursor, _INSERT_EVENTS_PG, [pg.as_json(rows)], returns=False)
+    if connection.vendor == "postgresql":  # COPY: far less work per row, on both sides
+        # The driver's own cursor: its errors are raised as Django's, as pg.run does.
+        with connection.wrap_database_errors, cursor.cursor.copy(_COPY_EVENTS) as copy:
+            for row in rows:
+                copy.write_row(row)
     else:
         cursor.executemany(_INSERT_EVENT, rows)

@@ -16,19 +16,13 @@ about 4 µs a row of seven columns under the interpreter lock that the requests 
 where `json.dumps` takes 0.1 µs and the server unpacks the JSON on a core of its own.
 Values are what JSON holds (numbers, strings, booleans, null) and datetimes, sent in ISO
 form; a bigint is exact (JSON numbers are arbitrary precision in jsonb).
-
-Each statement costs a round trip to the server, and the writer thread mostly waits for
-those. `pipeline` lets a batch send the statements whose results it does not need yet
-without waiting: `run(..., returns=False)` and `send` queue theirs, and they travel with
-the next statement whose rows are read (or the commit), in one round trip.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -38,38 +32,10 @@ def run(cursor: Any, sql: str, params: list[Any], *, returns: bool = True) -> li
     """`sql` with `params` on the connection of Django `cursor`; its rows if `returns`.
 
     The driver's errors are raised as Django's (`django.db.DataError`...), as Django's
-    own cursors raise them: the group commit tells a refused batch by them."""
+    own cursors raise them: the group commit tells a batch the database refused by them."""
     with cursor.db.wrap_database_errors, psycopg.Cursor(cursor.connection) as bound:
         bound.execute(sql, params, binary=True, prepare=True)
         return bound.fetchall() if returns else []
-
-
-def send(cursor: Any, sql: str, params: list[Any]) -> Callable[[], list[tuple]]:
-    """`sql` with `params` sent now (in a pipeline: queued, see `run`); call the answer
-    for its rows."""
-    with cursor.db.wrap_database_errors:
-        bound = psycopg.Cursor(cursor.connection)
-        bound.execute(sql, params, binary=True, prepare=True)
-
-    def fetch() -> list[tuple]:
-        with cursor.db.wrap_database_errors, bound:
-            return bound.fetchall()
-
-    return fetch
-
-
-@contextlib.contextmanager
-def pipeline(connection: Any) -> Iterator[None]:
-    """Pipeline mode on Django `connection` (PostgreSQL; elsewhere nothing changes), for a
-    whole transaction: enter it before `transaction.atomic()`, so that the commit goes
-    with the last statements. A statement's error surfaces when the next rows are read
-    or at the commit, and fails the transaction as it would have failed at once."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    connection.ensure_connection()
-    with connection.connection.pipeline():
-        yield
 
 
 def rows(alias: str, **types: str) -> str:
@@ -79,12 +45,6 @@ def rows(alias: str, **types: str) -> str:
     names = ", ".join(types)
     rows = f"SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS e(r)"  # noqa: S608
     return f"({rows}) AS {alias}({names})"
-
-
-def insert(table: str, **types: str) -> str:
-    """An INSERT into `table` of the rows in one JSON parameter, with these columns (in
-    this order) of these types, as for `rows`."""
-    return f"INSERT INTO {table} ({', '.join(types)}) SELECT * FROM {rows('u', **types)}"  # noqa: S608
 
 
 def as_json(table: Sequence[Sequence[Any]]) -> str:
