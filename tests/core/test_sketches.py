@@ -84,38 +84,56 @@ def test_a_finished_month_is_merged_once_into_a_month_sketch(site):
     assert Sketch.objects.filter(kind=sketches.MONTH, period=february, dim="").get().count == 15
 
 
-def test_this_month_so_far_reads_one_merged_sketch_brought_forward_a_day_at_a_time(site):
+def test_this_month_so_far_reads_one_merged_sketch_brought_forward_a_day_at_a_time(
+    site, monkeypatch
+):
     for day in range(1, 11):
         for who in range(day, day + 4):  # visitors overlap from day to day
             record(site, local(day, 9, who), who, f"/p{who % 3}")
+    plans: list[sketches._Plan] = []  # what each read took from days and from SO_FAR
+    merged: list[int] = []  # the days merged into SO_FAR
+    bring_forward, merge = sketches._bring_forward, sketches._merge_so_far
+
+    def noting_plan(website, plan, now):
+        bring_forward(website, plan, now)
+        plans.append(plan)
+
+    def noting_merge(website, month, mark, run, goal):
+        end = -1 if mark is None else mark
+        merged.extend(d for d in run if sketches.day_end(d, website.zone).timestamp() * 1e6 > end)
+        return merge(website, month, mark, run, goal)
+
+    monkeypatch.setattr(sketches, "_bring_forward", noting_plan)
+    monkeypatch.setattr(sketches, "_merge_so_far", noting_merge)
     march, now = local(1), NOW  # the 10th at noon: the 1st to the 9th are finished
     assert sketches.figures(site, march, now, "p", now) == brute(site, march, now, "path")
+    assert plans[-1].so_far == [int(march.timestamp())]
+    assert plans[-1].days == [int(local(10).timestamp())]  # today, read with its live part
+    assert merged == [int(local(day).timestamp()) for day in range(1, 10)]
     so_far = SketchMark.objects.get(kind=sketches.SO_FAR, period=int(march.timestamp()))
     assert so_far.until_us == int(local(10).timestamp() * 1_000_000)  # up to the 9th's end
     assert Sketch.objects.get(kind=sketches.SO_FAR, dim="", period=so_far.period).count == 36
 
-    # A day later the 10th is merged into it; the days before are not read again.
-    tomorrow = now + dt.timedelta(days=1)
+    # A day later only the 10th is merged into it.
+    tomorrow, merged[:] = now + dt.timedelta(days=1), []
     record(site, local(11, 9), 50, "/p0")
-    days_read = []
-    real = Sketch.objects.filter
+    assert sketches.figures(site, march, tomorrow, None, tomorrow) == brute(
+        site, march, tomorrow, None
+    )
+    assert merged == [int(local(10).timestamp())]
+    assert plans[-1].days == [int(local(11).timestamp())]
 
-    def reads(*args, **kwargs):
-        if kwargs.get("kind") == sketches.DAY and "period__in" in kwargs:
-            days_read.extend(kwargs["period__in"])
-        return real(*args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Sketch.objects, "filter", reads)
-        found = sketches.figures(site, march, tomorrow, None, tomorrow)
-    assert found == brute(site, march, tomorrow, None)
-    assert days_read and set(days_read) == {int(local(10).timestamp())}
-    so_far.refresh_from_db()
-    assert so_far.until_us == int(local(11).timestamp() * 1_000_000)
+    # The last 30 days read February's days and March's merged sketch, merging nothing.
+    since, merged[:] = local(10, month=2), []
+    found = sketches.figures(site, since, tomorrow, "p", tomorrow)
+    assert found == brute(site, since, tomorrow, "path")
+    assert plans[-1].so_far == [int(march.timestamp())] and not merged
+    assert max(plans[-1].days[:-1]) < int(march.timestamp())
 
     # A range that ends before the merged days reads its days.
     fifth = local(6) - dt.timedelta(microseconds=1)
     assert sketches.figures(site, march, fifth, "p", tomorrow) == brute(site, march, fifth, "path")
+    assert not plans[-1].so_far and len(plans[-1].days) == 5
 
 
 def test_ranges_that_are_not_whole_local_days_are_left_to_raw_events(site):
