@@ -142,7 +142,10 @@ class Recorded:
 
 
 def micros(moment: dt.datetime) -> int:
-    return (moment - EPOCH) // dt.timedelta(microseconds=1)
+    return (moment - EPOCH) // _ONE_US
+
+
+_ONE_US = dt.timedelta(microseconds=1)
 
 
 def quarter_of(moment: dt.datetime) -> int:
@@ -239,6 +242,11 @@ _SESSION_COLUMN = {
 }
 _RETURNING_COLUMN = {DAY: "day_returning", WEEK: "week_returning", MONTH: "month_returning"}
 _PERIOD_INDEX = {HOUR: 0, DAY: 1, WEEK: 2, MONTH: 3}
+# The same columns as positions in a batch's tally rows.
+_HOUR_VISITORS = _COLUMN["hour_visitors"]
+_VISITORS = {kind: _COLUMN[name] for kind, name in _VISITOR_COLUMN.items()}
+_SESSIONS = {kind: _COLUMN[name] for kind, name in _SESSION_COLUMN.items()}
+_RETURNING = {kind: _COLUMN[name] for kind, name in _RETURNING_COLUMN.items()}
 
 Key = tuple[int, int, int, int]  # website, visitor, kind, period
 
@@ -267,9 +275,9 @@ class _Seen:
         self.bits |= bit
         self.first[bit] = us
 
-    def first_page(self, bits: int = PAGES) -> int | None:
-        """The earliest of these pageview bits' times."""
-        return min((us for bit, us in self.first.items() if bit & bits & PAGES), default=None)
+    def first_page(self) -> int | None:
+        """The time of the earliest pageview, if any."""
+        return min((us for bit, us in self.first.items() if bit & PAGES), default=None)
 
 
 def _bounce(session: SessionState | None) -> int:
@@ -322,17 +330,17 @@ class _Batch:
         row has the hour's bit: no need to send it again (most pageviews)."""
         if before is None or before.pageviews == 0:
             return False
-        zone = self.zones[pk]
-        return all(
-            periods(zone, quarter_of(moment))[0] == spans[0]
-            for moment in (before.started_at, before.last_event_at)
+        zone, hour = self.zones[pk], spans[0]
+        return (
+            periods(zone, micros(before.started_at) // QUARTER_US)[0] == hour
+            and periods(zone, micros(before.last_event_at) // QUARTER_US)[0] == hour
         )
 
     def _see(
         self, pk: int, visitor: int, kind: int, bit: int, us: int, spans: tuple[int, int, int, int]
     ) -> None:
         period = spans[_PERIOD_INDEX[kind]]
-        if period < self._floor(pk):
+        if self.floors and period < self._floor(pk):
             return
         key = (pk, visitor, kind, period)
         seen = self.seen.get(key)
@@ -392,29 +400,29 @@ class _Batch:
     ) -> None:
         """Count what the row's bits newly set (`bits` after the upsert, `prev` before)."""
         pk, visitor, kind, period = key
-        new = bits & ~prev
+        new, tally, first = bits & ~prev, self.tally, seen.first
+        pages = new & PAGES
         if kind == DAY:
-            for bit in _bits(new & PAGES):
-                self.tally[(pk, seen.first[bit] // QUARTER_US)][_COLUMN["hour_visitors"]] += 1
+            for bit in _bits(pages):
+                tally[(pk, first[bit] // QUARTER_US)][_HOUR_VISITORS] += 1
         cascade = []
-        if new & PAGES and not prev & PAGES:  # new to the period
-            us = seen.first_page(new)
-            assert us is not None  # a bit of `new` is one of `seen`'s
-            self.tally[(pk, us // QUARTER_US)][_COLUMN[_VISITOR_COLUMN[kind]]] += 1
+        if pages and not prev & PAGES:  # new to the period
+            us = min(first[bit] for bit in _bits(pages))
+            tally[(pk, us // QUARTER_US)][_VISITORS[kind]] += 1
             cascade.append((1, us))
         if new & SESSION:  # a first session in the period
-            us = seen.first[SESSION]
-            row = self.tally[(pk, us // QUARTER_US)]
-            row[_COLUMN[_SESSION_COLUMN[kind]]] += 1
+            us = first[SESSION]
+            row = tally[(pk, us // QUARTER_US)]
+            row[_SESSIONS[kind]] += 1
             if _returning(earlier, pk, visitor, period):
-                row[_COLUMN[_RETURNING_COLUMN[kind]]] += 1
+                row[_RETURNING[kind]] += 1
             cascade.append((SESSION, us))
         if kind != DAY:
             return
         # A visitor new to the day may be new to its week and its month (which need not nest).
         for later_kind in (WEEK, MONTH):
             later = seen.spans[_PERIOD_INDEX[later_kind]]
-            if later < self._floor(pk):
+            if self.floors and later < self._floor(pk):
                 continue
             row_key = (pk, visitor, later_kind, later)
             if row_key not in following:
@@ -432,7 +440,7 @@ class _Batch:
             found[(pk, visitor)].append(last)
         lo = (
             min(key[3] for key, seen in self.seen.items() if seen.bits & SESSION) * 1_000_000
-            - _micros_of(RETURNING_LOOKBACK)
+            - _LOOKBACK_US
             - 31 * 86_400_000_000
         )
         since = EPOCH + dt.timedelta(microseconds=lo)
@@ -463,17 +471,18 @@ _EARLIER_SESSIONS_PG = (
 )
 
 
-def _micros_of(delta: dt.timedelta) -> int:
-    return delta // dt.timedelta(microseconds=1)
+_LOOKBACK_US = RETURNING_LOOKBACK // _ONE_US
 
 
 def _returning(
     earlier: dict[tuple[int, int], list[int]], pk: int, visitor: int, period: int
 ) -> bool:
     """A session of this visitor ended in the lookback before the period began."""
+    lasts = earlier.get((pk, visitor))
+    if not lasts:
+        return False
     start = period * 1_000_000
-    lo = start - _micros_of(RETURNING_LOOKBACK)
-    return any(lo <= last < start for last in earlier.get((pk, visitor), ()))
+    return any(start - _LOOKBACK_US <= last < start for last in lasts)
 
 
 def aware(value: dt.datetime | str) -> dt.datetime:
