@@ -82,6 +82,9 @@ from zenovay.infra import pg
 QUARTER_US = 900_000_000
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 RETURNING_LOOKBACK = dt.timedelta(days=32)  # as metrics.RETURNING_LOOKBACK
+# How far before a batch's first event a returning check can look: the lookback before the
+# start of a month that began up to 31 days (and a local day up to 26 hours) before it.
+HISTORY = RETURNING_LOOKBACK + dt.timedelta(days=33)
 CHUNK = 400  # rows per multi-row statement (SQLite allows 32,766 parameters)
 
 # Kinds of periods: first-seen rows are kept per local day, week and month; hours are a
@@ -178,14 +181,20 @@ def periods(zone_name: str, quarter: int) -> tuple[int, int, int, int]:
 # --- Maintenance
 
 
-def apply(changes: Sequence[Recorded], zones: dict[int, str] | None = None) -> None:
+def apply(
+    changes: Sequence[Recorded],
+    zones: dict[int, str] | None = None,
+    known: set[tuple[int, int]] | None = None,
+) -> None:
     """Update the aggregates for a batch of recorded events, in the caller's transaction;
-    `zones` holds every website's time zone (`website_zones`, looked up when not given)."""
+    `zones` holds every website's time zone (`website_zones`, looked up when not given);
+    `known`, when given, the (website, visitor) pairs that may have a session in the
+    `HISTORY` before the batch (ingest knows them): others have no earlier session."""
     if not changes:
         return
     if zones is None:
         zones = website_zones({change.website_pk for change in changes})
-    batch = _Batch(zones)
+    batch = _Batch(zones, known=known)
     for change in changes:
         batch.event(change)
         batch.session(change)
@@ -296,9 +305,15 @@ class _Batch:
     `floors` (for `rebuild`) leaves alone every period that starts before the website's
     floor: those are complete already and are not being rebuilt."""
 
-    def __init__(self, zones: dict[int, str], floors: dict[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        zones: dict[int, str],
+        floors: dict[int, int] | None = None,
+        known: set[tuple[int, int]] | None = None,
+    ) -> None:
         self.zones = zones
         self.floors = floors or {}
+        self.known = known
         self.tally: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0] * len(TALLY_COLUMNS))
         self.last: dict[tuple[int, int], int] = {}
         self.seen: dict[Key, _Seen] = {}
@@ -438,6 +453,9 @@ class _Batch:
             return found
         for (pk, visitor, _), last in self.batch_sessions.items():
             found[(pk, visitor)].append(last)
+        starts = self.starts if self.known is None else self.starts & self.known
+        if not starts:
+            return found
         lo = (
             min(key[3] for key, seen in self.seen.items() if seen.bits & SESSION) * 1_000_000
             - _LOOKBACK_US
@@ -445,10 +463,10 @@ class _Batch:
         )
         since = EPOCH + dt.timedelta(microseconds=lo)
         if connection.vendor == "postgresql":
-            rows = pg.run(cursor, _EARLIER_SESSIONS_PG, [pg.as_json(sorted(self.starts)), since])
+            rows = pg.run(cursor, _EARLIER_SESSIONS_PG, [pg.as_json(sorted(starts)), since])
         else:
-            pks = sorted({pk for pk, _ in self.starts})
-            visitors = sorted({visitor for _, visitor in self.starts})
+            pks = sorted({pk for pk, _ in starts})
+            visitors = sorted({visitor for _, visitor in starts})
             cursor.execute(
                 "SELECT website_id, visitor, last_event_at FROM zenovay_session"  # noqa: S608
                 f" WHERE website_id IN {_list(pks)} AND visitor IN {_list(visitors)}"
@@ -457,7 +475,7 @@ class _Batch:
             )
             rows = cursor.fetchall()
         for pk, visitor, last in rows:
-            if (pk, visitor) in self.starts:
+            if (pk, visitor) in starts:
                 found[(pk, visitor)].append(micros(aware(last)))
         return found
 

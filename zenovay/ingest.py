@@ -236,6 +236,8 @@ def store(batch: Sequence[Pending]) -> list[tuple[Pending, _Session | None, _Ses
             return changes
         _lock_visitors(cursor, batch)
         sessions = _open_sessions(cursor, batch)
+        # PostgreSQL: the visitors with a session in the aggregates' history
+        known = set(sessions) if connection.vendor == "postgresql" else None
         for pending in batch:
             key = (pending.website_pk, pending.visitor)
             before = sessions.get(key)
@@ -247,7 +249,7 @@ def store(batch: Sequence[Pending]) -> list[tuple[Pending, _Session | None, _Ses
             changes.append((pending, before, after))
         _write_sessions(cursor, sessions)
         _write_events(cursor, batch)
-        aggregates.apply([_recorded(*change) for change in changes], zones)
+        aggregates.apply([_recorded(*change) for change in changes], zones, known)
         for website_pk in {pending.website_pk for pending in batch}:
             transaction.on_commit(functools.partial(push.site_changed, website_pk), robust=True)
     return changes
@@ -308,9 +310,17 @@ def _lock_key(website_pk: int, visitor: int) -> int:
 
 
 def _open_sessions(cursor, batch: Sequence[Pending]) -> dict[tuple[int, int], _Session]:
-    """The latest session of each visitor of the batch that may still be open."""
-    since = min(pending.ts for pending in batch) - SESSION_GAP
-    if connection.vendor == "postgresql":
+    """The latest session of each visitor of the batch that may still be open: one that
+    had an event in the last `SESSION_GAP`, the caller checks.
+
+    On PostgreSQL the read reaches as far back as the aggregates' check of returning
+    visitors looks (`aggregates.HISTORY`), for the same one index probe per visitor: a
+    visitor it does not find has no earlier session that check could find, so the
+    aggregates look up only the others (`known`; most visitors of a busy site are new).
+    SQLite reads every session of the range, so there it keeps to the gap."""
+    postgres = connection.vendor == "postgresql"
+    since = min(pending.ts for pending in batch) - (aggregates.HISTORY if postgres else SESSION_GAP)
+    if postgres:
         pairs = sorted({(pending.website_pk, pending.visitor) for pending in batch})
         rows = pg.run(cursor, _OPEN_SESSIONS_PG, [pg.as_json(pairs), since])
     else:

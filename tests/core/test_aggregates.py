@@ -158,6 +158,19 @@ def test_a_visitor_with_a_session_ending_in_the_32_days_before_the_day_is_return
     assert (row.day_session_visitors, row.day_returning) == (2, 1)
 
 
+def test_through_ingest_a_visitor_back_after_days_is_returning_and_a_new_one_is_not(website):
+    """Ingest tells the aggregates which visitors have a session in the lookback (its read
+    of the latest session reaches that far), so only those are looked up again."""
+    pageview(website, NOW - dt.timedelta(days=5), 7)  # the same month: the same visitor hash
+    for who in (7, 8, 9):
+        pageview(website, NOW, who)
+    row = tally(website, NOW)
+    assert (row.day_session_visitors, row.day_returning) == (3, 1)
+    # Visitor 7's first session of the month was on the 5th, when it was new.
+    assert (row.month_session_visitors, row.month_returning) == (2, 0)
+    assert tally(website, NOW - dt.timedelta(days=5)).month_session_visitors == 1
+
+
 def test_an_engagement_without_a_session_counts_only_as_an_event(website):
     aggregates.apply([recorded(website, NOW, type="engagement", session_after=None)])
     row = tally(website, NOW)
