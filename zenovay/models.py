@@ -301,9 +301,10 @@ class FirstSeen(models.Model):
 
 
 class Sketch(models.Model):
-    """Per website, local day or month, and dimension value (or none): the events counted
-    and a HyperLogLog sketch of their distinct visitors (zenovay.sketches), so that
-    visitors over any run of days are a union of a few sketches, not a scan."""
+    """Per website, local day or month (or a month's first days so far), and dimension value
+    (or none): the events counted and a HyperLogLog sketch of their distinct visitors
+    (zenovay.sketches), so that visitors over any run of days are a union of a few
+    sketches, not a scan."""
 
     website = models.ForeignKey(
         Website, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False

@@ -9,8 +9,10 @@ number of its events and a HyperLogLog sketch of their visitors (`Sketch`; Apach
 DataSketches, lg_k = 14: 16,384 four-bit registers, about 8 KiB at most, relative standard
 error 0.8 %, and exact below about 2,000 distinct visitors, where the sketch is still a
 list of hashes). Visitors over a range are the estimate of the union of its days'
-sketches; a whole local month's days are merged once into a month sketch, so a year costs
-at most 12 months, 30 days and today. Counts (pageviews, custom events) are plain sums.
+sketches; a whole local month's days are merged once into a month sketch, and the current
+month's finished days into a month-so-far sketch brought forward a day at a time (SO_FAR),
+so a year costs at most 12 months, one month so far and today. Counts (pageviews, custom
+events) are plain sums.
 
 Where they come from: a day's sketches are built from its raw events, forward only.
 `SketchMark.until_us` says how far they go; bringing them forward reads only the events
