@@ -204,7 +204,7 @@ class Generated:
         is new: every row is)."""
         a = self.agg
         for kind in (a.DAY, a.WEEK, a.MONTH):
-            mark = bit if kind == a.DAY or bit == a.SESSION else 1
+            mark = bit if kind == a.DAY or bit == a.SESSION else a.PAGEVIEW
             key = (kind, spans[a._PERIOD_INDEX[kind]])
             first_us, bits = seen.get(key, (None, 0))
             if bits & mark:

@@ -92,10 +92,11 @@ CHUNK = 400  # rows per multi-row statement (SQLite allows 32,766 parameters)
 HOUR, DAY, WEEK, MONTH = 1, 2, 3, 4
 # A first-seen row's bits, what its visitor did in its period so far: a day row has one bit
 # per local hour with a pageview (bits 0-23 by the hour on the clock, 24 for the second
-# pass of an hour that the change back from DST repeats), a week or month row bit 0 for a
-# pageview; every row SESSION once a session started in the period.
+# pass of an hour that the change back from DST repeats), a week or month row PAGEVIEW;
+# every row SESSION once a session started in the period.
 SESSION = 1 << 25
 PAGES = SESSION - 1
+PAGEVIEW = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,7 +425,7 @@ class _Batch:
         if pages and not prev & PAGES:  # new to the period
             us = min(first[bit] for bit in _bits(pages))
             tally[(pk, us // QUARTER_US)][_VISITORS[kind]] += 1
-            cascade.append((1, us))
+            cascade.append((PAGEVIEW, us))
         if new & SESSION:  # a first session in the period
             us = first[SESSION]
             row = tally[(pk, us // QUARTER_US)]

@@ -36,7 +36,7 @@ def fold(apps, schema_editor):
     FirstSeen = apps.get_model("zenovay", "FirstSeen")
     Website = apps.get_model("zenovay", "Website")
     zones = dict(Website.objects.values_list("pk", "timezone"))
-    FirstSeen.objects.filter(kind__in=(WEEK, MONTH)).update(bits=1)
+    FirstSeen.objects.filter(kind__in=(WEEK, MONTH)).update(bits=aggregates.PAGEVIEW)
     days = FirstSeen.objects.filter(kind=DAY).only("website_id", "first_us")
     changed = []
     for row in days.iterator(chunk_size=2000):
