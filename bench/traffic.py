@@ -195,7 +195,11 @@ class Generated:
         row[self.col["duration_us"]] += duration
         self._see(seen, a.periods(ZONE, q), a.micros(first), a.SESSION)
         session = (visitor, first, last, counts, events[0][3], path, facts)
-        rows = [(visitor, *key, first_us, bits) for key, (first_us, bits) in seen.items()]
+        rows = [
+            (visitor, *key, first_us, bits)
+            for key, (first_us, bits) in seen.items()
+            if key[0] == a.DAY  # week and month news are read from the day rows
+        ]
         return events, session, rows
 
     def _see(self, seen: dict, spans: tuple, us: int, bit: int) -> None:
@@ -310,7 +314,7 @@ INDEXES = {
         (
             "ALTER TABLE zenovay_firstseen DROP CONSTRAINT first_seen_visitor",
             "ALTER TABLE zenovay_firstseen ADD CONSTRAINT first_seen_visitor"
-            " UNIQUE (website_id, kind, period, visitor)",
+            " UNIQUE (website_id, kind, visitor, period)",
         ),
     ],
     "sqlite": [],  # there the unique constraint is part of the table

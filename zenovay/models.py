@@ -272,9 +272,9 @@ class Tally(models.Model):
 
 
 class FirstSeen(models.Model):
-    """What a visitor did in a local day, ISO week or month, as bits (zenovay.aggregates: a
-    day row's pageview hours; a week or month row's pageview; a session started): a bit
-    newly set adds one to a counter."""
+    """What a visitor did in a local day, as bits (zenovay.aggregates: the hours with a
+    pageview, a session started): a bit newly set adds one to a counter. Weeks and months
+    are read from a visitor's day rows (kind is always DAY since migration 0012)."""
 
     website = models.ForeignKey(
         Website, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
@@ -289,7 +289,7 @@ class FirstSeen(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["website", "kind", "period", "visitor"], name="first_seen_visitor"
+                fields=["website", "kind", "visitor", "period"], name="first_seen_visitor"
             )
         ]
         indexes = [

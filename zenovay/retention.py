@@ -72,17 +72,12 @@ def prune(
         _in_batches(model.objects.filter(period__lt=int(before.timestamp())))
     if now is not None:
         before = max(before, now - dt.timedelta(days=FIRST_SEEN_DAYS))
-    for website_pk, kind in _first_seen_kinds():  # each a range of the unique index
-        rows = FirstSeen.objects.filter(website_id=website_pk, kind=kind)
+    for website_pk in Website.objects.values_list("pk", flat=True):  # an index range each
+        rows = FirstSeen.objects.filter(website_id=website_pk, kind=aggregates.DAY)
         _in_batches(rows.filter(period__lt=int(before.timestamp())))
     for model in (Sketch, SketchMark):  # filters' kept days go with first-seen rows
         _in_batches(model.objects.filter(kind=filtered.KIND, period__lt=int(before.timestamp())))
     return events, sessions
-
-
-def _first_seen_kinds() -> list[tuple[int, int]]:
-    kinds = (aggregates.DAY, aggregates.WEEK, aggregates.MONTH)
-    return [(pk, kind) for pk in Website.objects.values_list("pk", flat=True) for kind in kinds]
 
 
 def _in_batches(queryset) -> int:

@@ -346,7 +346,8 @@ def test_migrating_an_install_with_events_builds_the_aggregates_ingest_would_hav
 @pytest.mark.django_db(transaction=True)
 def test_migrating_folds_the_first_seen_rows_of_each_kind_into_rows_with_bits(website):
     """0011 turns the rows of 0010 (one per visitor and hour, day, week, month, and per
-    session's day, week and month) into what ingest keeps now."""
+    session's day, week and month) into rows with bits, and 0012 keeps the day rows: what
+    ingest keeps now."""
     from django.db.migrations.executor import MigrationExecutor
 
     some_traffic(website)  # visitor 4 has a session (a custom event) and no pageview
@@ -356,20 +357,28 @@ def test_migrating_folds_the_first_seen_rows_of_each_kind_into_rows_with_bits(we
     executor = MigrationExecutor(connection)
     executor.migrate([("zenovay", "0010_site_indexes_only")])
     old = executor.loader.project_state([("zenovay", "0010_site_indexes_only")]).apps
-    rows = []
+    rows: dict[tuple[int, int, int], int] = {}
+
+    def add(visitor: int, kind: int, period: int, us: int) -> None:
+        rows[(visitor, kind, period)] = min(us, rows.get((visitor, kind, period), us))
+
     for _, visitor, kind, period, first_us, bits in maintained[1]:
-        if bits & aggregates.PAGES:  # the plain row of the period, and one of its hour
-            rows.append((visitor, kind, period, first_us))
-            if kind == aggregates.DAY:
-                hour = aggregates.periods(website.timezone, first_us // aggregates.QUARTER_US)[0]
-                rows.append((visitor, aggregates.HOUR, hour, first_us))
-        if bits & aggregates.SESSION:  # the session's row of the period
-            rows.append((visitor, kind + 10, period, first_us or period * 1_000_000))
+        assert kind == aggregates.DAY  # since 0012, weeks and months are read from days
+        spans = aggregates.periods(website.timezone, period * 1_000_000 // aggregates.QUARTER_US)
+        for later in (aggregates.DAY, aggregates.WEEK, aggregates.MONTH):
+            start = spans[aggregates._PERIOD_INDEX[later]]
+            if bits & aggregates.PAGES:  # the plain row of the period (and one of its hour)
+                add(visitor, later, start, first_us)
+            if bits & aggregates.SESSION:  # the session's row of the period
+                add(visitor, later + 10, start, first_us or period * 1_000_000)
+        if bits & aggregates.PAGES:
+            hour = aggregates.periods(website.timezone, first_us // aggregates.QUARTER_US)[0]
+            add(visitor, aggregates.HOUR, hour, first_us)
     old.get_model("zenovay", "FirstSeen").objects.bulk_create(
         old.get_model("zenovay", "FirstSeen")(
             website_id=website.pk, visitor=v, kind=k, period=p, first_us=us
         )
-        for v, k, p, us in rows
+        for (v, k, p), us in rows.items()
     )
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
