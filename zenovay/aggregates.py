@@ -83,7 +83,7 @@ import zoneinfo
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from django.db import connection
 
@@ -125,6 +125,14 @@ class SessionState:
     device: str
     browser: str
     os: str
+
+
+class Latest(NamedTuple):
+    """A visitor's latest session before a batch, as ingest found it (microseconds)."""
+
+    started_us: int
+    last_us: int
+    pageviews: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,12 +203,13 @@ def periods(zone_name: str, quarter: int) -> tuple[int, int, int, int]:
 def apply(
     changes: Sequence[Recorded],
     zones: dict[int, str] | None = None,
-    known: set[tuple[int, int]] | None = None,
+    known: dict[tuple[int, int], Latest] | None = None,
 ) -> None:
     """Update the aggregates for a batch of recorded events, in the caller's transaction;
     `zones` holds every website's time zone (`website_zones`, looked up when not given);
-    `known`, when given, the (website, visitor) pairs that may have a session in the
-    `HISTORY` before the batch (ingest knows them): others have no earlier session."""
+    `known`, when given, the latest session before the batch of each (website, visitor)
+    that had one in the `HISTORY` (ingest reads them, under the visitors' locks): others
+    have no earlier session, and most questions about earlier days are answered by it."""
     if not changes:
         return
     if zones is None:
@@ -344,7 +353,7 @@ class _Batch:
         self,
         zones: dict[int, str],
         floors: dict[int, int] | None = None,
-        known: set[tuple[int, int]] | None = None,
+        known: dict[tuple[int, int], Latest] | None = None,
     ) -> None:
         self.zones = zones
         self.floors = floors or {}
@@ -352,7 +361,8 @@ class _Batch:
         self.tally: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0] * len(TALLY_COLUMNS))
         self.last: dict[tuple[int, int], int] = {}
         self.seen: dict[Key, _Seen] = {}
-        self.starts: set[tuple[int, int]] = set()  # (website, visitor) starting a session
+        # first sessions of a period: (website, visitor, kind, period, microsecond)
+        self.firsts: list[tuple[int, int, int, int, int]] = []
         self.batch_sessions: dict[tuple[int, int, int], int] = {}  # started -> last event
 
     def _floor(self, website_pk: int) -> int:
@@ -422,24 +432,25 @@ class _Batch:
         row[_SESSION_PAGEVIEWS] += session.pageviews
         row[_DURATION] += _duration(session)
         self._see(pk, visitor, SESSION, started, periods(self.zones[pk], quarter))
-        self.starts.add((pk, visitor))
 
     # --- Writing
 
     def write(self, cursor) -> None:
         """Day rows; then, for what was new to the day, whether it was new to the week and
-        the month (read from the visitor's earlier day rows); then the quarters with every
-        count the news add."""
-        earlier = self._earlier_sessions(cursor)
+        the month (read from the visitor's earlier day rows); then which first sessions of
+        a period were a returning visitor's; then the quarters with every count the news
+        add."""
         later: dict[Key, _Later] = {}
         changed: dict[Key, int] = {}
         for key, prev, bits in _upsert_first_seen(cursor, self.seen):
             changed[key] = prev
-            self._day_news(key, self.seen[key], prev, bits, earlier, later)
+            self._day_news(key, self.seen[key], prev, bits, later)
         if later:
             before = self._weeks_and_months(cursor, later, changed)
             for key, news in later.items():
-                self._later_news(key, news, before.get(key, 0), earlier)
+                self._later_news(key, news, before.get(key, 0))
+        if self.firsts:
+            self._count_returning(cursor)
         _upsert_tally(cursor, self.tally, self.last)
 
     def _day_news(
@@ -448,7 +459,6 @@ class _Batch:
         seen: _Seen,
         prev: int,
         bits: int,
-        earlier: dict[tuple[int, int], list[int]],
         later: dict[Key, _Later],
     ) -> None:
         """Count what a day row's bits newly set (`bits` after the upsert, `prev` before),
@@ -467,7 +477,7 @@ class _Batch:
             self.tally[(pk, page_us // QUARTER_US)][_VISITORS[DAY]] += 1
         if new & SESSION:  # a first session in the day
             session_us = first[SESSION]
-            self._session_news(pk, visitor, DAY, day, session_us, earlier)
+            self._session_news(pk, visitor, DAY, day, session_us)
         if page_us is None and session_us is None:
             return
         # A visitor new to the day may be new to its week and its month (which need not nest).
@@ -480,30 +490,18 @@ class _Batch:
             else:  # days of one week in one batch: the earliest counts
                 found.add(page_us, session_us)
 
-    def _later_news(
-        self, key: Key, news: _Later, prev: int, earlier: dict[tuple[int, int], list[int]]
-    ) -> None:
+    def _later_news(self, key: Key, news: _Later, prev: int) -> None:
         """Count what was new to a week or month (`prev`: what it had before the batch)."""
         pk, visitor, kind, period = key
         if news.page_us is not None and not prev & PAGEVIEW:
             self.tally[(pk, news.page_us // QUARTER_US)][_VISITORS[kind]] += 1
         if news.session_us is not None and not prev & SESSION:
-            self._session_news(pk, visitor, kind, period, news.session_us, earlier)
+            self._session_news(pk, visitor, kind, period, news.session_us)
 
-    def _session_news(
-        self,
-        pk: int,
-        visitor: int,
-        kind: int,
-        period: int,
-        us: int,
-        earlier: dict[tuple[int, int], list[int]],
-    ) -> None:
-        """A first session in a period, new or returning."""
-        row = self.tally[(pk, us // QUARTER_US)]
-        row[_SESSIONS[kind]] += 1
-        if _returning(earlier, pk, visitor, period):
-            row[_RETURNING[kind]] += 1
+    def _session_news(self, pk: int, visitor: int, kind: int, period: int, us: int) -> None:
+        """A first session in a period; whether its visitor is returning is asked later."""
+        self.tally[(pk, us // QUARTER_US)][_SESSIONS[kind]] += 1
+        self.firsts.append((pk, visitor, kind, period, us))
 
     def _weeks_and_months(
         self, cursor, later: dict[Key, _Later], changed: dict[Key, int]
@@ -512,11 +510,21 @@ class _Batch:
         (PAGEVIEW, SESSION): the union of its day rows there as they were before the batch
         (a row the batch changed, with its bits before, `changed`). Ingest holds each
         visitor's lock (SQLite: the one writer), so no other batch changes them meanwhile."""
+        before: dict[Key, int] = defaultdict(int)
         pairs = {(pk, visitor) for pk, visitor, _, _ in later}
         if self.known is not None:
-            pairs &= self.known  # the others have no day row in the HISTORY but this batch's
+            pairs = set()
+            for key in later:
+                latest = self.known.get(key[:2])
+                start = key[3] * 1_000_000
+                if latest is None or latest.last_us < start:
+                    continue  # no session, so no day row, in the period before the batch
+                if latest.started_us >= start and latest.pageviews:
+                    before[key] = PAGEVIEW | SESSION  # its day rows have both
+                else:
+                    pairs.add(key[:2])  # a session from before the period: read its days
         if not pairs:
-            return {}
+            return before
         since = min(key[3] for key in later)
         if connection.vendor == "postgresql":
             rows = pg.run(cursor, _EARLIER_DAYS_PG, [pg.as_json(sorted(pairs)), since])
@@ -526,7 +534,6 @@ class _Batch:
             for visitors in _chunks(sorted({visitor for _, visitor in pairs}), 2000):
                 sql = _earlier_days_sqlite(len(pks), len(visitors))
                 rows += _sqlite(cursor, sql, [*pks, *visitors, since], returns=True)
-        before: dict[Key, int] = defaultdict(int)
         for pk, visitor, period, bits in rows:
             if (pk, visitor) not in pairs:
                 continue
@@ -538,28 +545,63 @@ class _Batch:
                 before[(pk, visitor, MONTH, month)] |= done
         return before
 
-    def _earlier_sessions(self, cursor) -> dict[tuple[int, int], list[int]]:
-        """Last-event times (microseconds) of the sessions of visitors starting one here,
-        from the session table and from this batch, as far back as a returning check looks."""
-        found: dict[tuple[int, int], list[int]] = defaultdict(list)
-        if not self.starts:
-            return found
+    def _count_returning(self, cursor) -> None:
+        """Count the first sessions of a period (`firsts`) whose visitor had a session that
+        ended in the lookback before the period began.
+
+        This batch's sessions count, and the visitor's sessions before it: on PostgreSQL
+        the latest one (`known`) answers when it ended before the period began (it is the
+        last to end) and this batch did not go on with it; only the others are read, from
+        the session table."""
+        lasts: dict[tuple[int, int], list[int]] = defaultdict(list)
         for (pk, visitor, _), last in self.batch_sessions.items():
-            found[(pk, visitor)].append(last)
-        starts = self.starts if self.known is None else self.starts & self.known
-        if not starts:
-            return found
-        lo = (
-            min(key[3] for key, seen in self.seen.items() if seen.bits & SESSION) * 1_000_000
-            - _LOOKBACK_US
-            - 31 * 86_400_000_000
+            lasts[(pk, visitor)].append(last)
+        unsettled: dict[tuple[int, int], int] = {}  # -> the earliest period asked about
+        answered: set[tuple[int, int, int]] = set()  # (website, visitor, period)
+        for pk, visitor, _, period, _ in self.firsts:
+            if self._answers(pk, visitor, period):
+                answered.add((pk, visitor, period))
+            else:
+                unsettled[(pk, visitor)] = min(period, unsettled.get((pk, visitor), period))
+        read = self._earlier_sessions(cursor, unsettled)
+        for pk, visitor, kind, period, us in self.firsts:
+            found = list(lasts.get((pk, visitor), ()))
+            if (pk, visitor, period) in answered:
+                latest = self.known.get((pk, visitor)) if self.known is not None else None
+                found += [latest.last_us] if latest is not None else []
+            else:
+                found += read.get((pk, visitor), [])
+            start = period * 1_000_000
+            if any(start - _LOOKBACK_US <= last < start for last in found):
+                self.tally[(pk, us // QUARTER_US)][_RETURNING[kind]] += 1
+
+    def _answers(self, pk: int, visitor: int, period: int) -> bool:
+        """Whether ingest's latest session of the visitor (`known`) settles a returning
+        check for a period: there is none, or it ended before the period began, as it
+        stands (this batch did not go on with it)."""
+        if self.known is None:
+            return False
+        latest = self.known.get((pk, visitor))
+        return latest is None or (
+            latest.last_us < period * 1_000_000
+            and (pk, visitor, latest.started_us) not in self.batch_sessions
         )
+
+    def _earlier_sessions(
+        self, cursor, asked: dict[tuple[int, int], int]
+    ) -> dict[tuple[int, int], list[int]]:
+        """Last-event times (microseconds) of the sessions of these visitors in the session
+        table, from the lookback before the earliest period asked about on."""
+        found: dict[tuple[int, int], list[int]] = defaultdict(list)
+        if not asked:
+            return found
+        lo = min(asked.values()) * 1_000_000 - _LOOKBACK_US
         since = EPOCH + dt.timedelta(microseconds=lo)
         if connection.vendor == "postgresql":
-            rows = pg.run(cursor, _EARLIER_SESSIONS_PG, [pg.as_json(sorted(starts)), since])
+            rows = pg.run(cursor, _EARLIER_SESSIONS_PG, [pg.as_json(sorted(asked)), since])
         else:
-            pks = sorted({pk for pk, _ in starts})
-            visitors = sorted({visitor for _, visitor in starts})
+            pks = sorted({pk for pk, _ in asked})
+            visitors = sorted({visitor for _, visitor in asked})
             cursor.execute(
                 "SELECT website_id, visitor, last_event_at FROM zenovay_session"  # noqa: S608
                 f" WHERE website_id IN {_list(pks)} AND visitor IN {_list(visitors)}"
@@ -568,7 +610,7 @@ class _Batch:
             )
             rows = cursor.fetchall()
         for pk, visitor, last in rows:
-            if (pk, visitor) in starts:
+            if (pk, visitor) in asked:
                 found[(pk, visitor)].append(micros(aware(last)))
         return found
 
@@ -580,8 +622,6 @@ _EARLIER_SESSIONS_PG = (
     " CROSS JOIN LATERAL (SELECT last_event_at FROM zenovay_session"
     " WHERE website_id = g.w AND visitor = g.v AND last_event_at >= %s) AS s"
 )
-
-
 # A visitor's day rows since a week's or month's start: one index range per visitor of the
 # unique index (website, kind, visitor, period).
 _EARLIER_DAYS_PG = (
@@ -601,17 +641,6 @@ def _earlier_days_sqlite(websites: int, visitors: int) -> str:
 
 
 _LOOKBACK_US = RETURNING_LOOKBACK // _ONE_US
-
-
-def _returning(
-    earlier: dict[tuple[int, int], list[int]], pk: int, visitor: int, period: int
-) -> bool:
-    """A session of this visitor ended in the lookback before the period began."""
-    lasts = earlier.get((pk, visitor))
-    if not lasts:
-        return False
-    start = period * 1_000_000
-    return any(start - _LOOKBACK_US <= last < start for last in lasts)
 
 
 def aware(value: dt.datetime | str) -> dt.datetime:

@@ -236,18 +236,28 @@ def store(batch: Sequence[Pending]) -> list[tuple[Pending, _Session | None, _Ses
             return changes
         _lock_visitors(cursor, batch)
         sessions = _open_sessions(cursor, batch)
-        # PostgreSQL: the visitors with a session in the aggregates' history
-        known = set(sessions) if connection.vendor == "postgresql" else None
+        # PostgreSQL: the latest session of each visitor with one in the aggregates' history
+        known = None
+        if connection.vendor == "postgresql":
+            known = {
+                key: aggregates.Latest(
+                    aggregates.micros(s.started_at), aggregates.micros(s.last_event_at), s.pageviews
+                )
+                for key, s in sessions.items()
+            }
+        ended: list[tuple[tuple[int, int], _Session]] = []  # changed, then ended here
         for pending in batch:
             key = (pending.website_pk, pending.visitor)
-            before = sessions.get(key)
+            before = latest = sessions.get(key)
             if before is not None and before.last_event_at < pending.ts - SESSION_GAP:
                 before = None  # that session has ended
             after = _advance(before, pending)
             if after is not None:
+                if latest is not None and latest.dirty and before is None:
+                    ended.append((key, latest))
                 sessions[key] = after
             changes.append((pending, before, after))
-        _write_sessions(cursor, sessions)
+        _write_sessions(cursor, [*ended, *sessions.items()])
         _write_events(cursor, batch)
         aggregates.apply([_recorded(*change) for change in changes], zones, known)
         for website_pk in {pending.website_pk for pending in batch}:
@@ -398,10 +408,10 @@ def _advance(session: _Session | None, pending: Pending) -> _Session | None:
     )
 
 
-def _write_sessions(cursor, sessions: dict[tuple[int, int], _Session]) -> None:
+def _write_sessions(cursor, sessions: list[tuple[tuple[int, int], _Session]]) -> None:
     adapt = connection.ops.adapt_datetimefield_value
     updates, inserts = [], []
-    for (website_pk, visitor), session in sessions.items():
+    for (website_pk, visitor), session in sessions:
         if not session.dirty:
             continue
         if session.id is not None:

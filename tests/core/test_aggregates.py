@@ -17,9 +17,10 @@ from django.test.utils import CaptureQueriesContext
 
 from dashboard import reports
 from tests.factories import custom, engagement, pageview
-from zenovay import aggregates, metrics, retention
+from zenovay import aggregates, ingest, metrics, retention
 from zenovay.aggregates import Recorded, SessionState
 from zenovay.models import Event, FirstSeen, Session, Tally, Website
+from zenovay.payload import Payload
 
 pytestmark = pytest.mark.django_db
 
@@ -169,6 +170,27 @@ def test_through_ingest_a_visitor_back_after_days_is_returning_and_a_new_one_is_
     # Visitor 7's first session of the month was on the 5th, when it was new.
     assert (row.month_session_visitors, row.month_returning) == (2, 0)
     assert tally(website, NOW - dt.timedelta(days=5)).month_session_visitors == 1
+
+
+def test_a_session_a_batch_takes_past_midnight_has_not_ended_before_the_day(website):
+    """A session from 23:50 goes on at 00:10 and a second one starts at 00:50, in one
+    batch (a batch holds events of a few milliseconds in production; the recording of past
+    events can make it longer). The first ended after midnight, so the day's first session
+    is a new visitor's, although the latest session ingest read before the batch ended
+    before midnight; both sessions are stored as they ended."""
+
+    def pending(ts: dt.datetime) -> ingest.Pending:
+        payload = Payload(code=website.tracking_code, type="pageview", hostname="x", path="/")
+        return ingest.Pending(website.pk, 42, ts, payload, "DE", "desktop", "Chrome", "Linux")
+
+    midnight = metrics.day_start(NOW, website)
+    ingest.store([pending(midnight - dt.timedelta(minutes=10))])
+    ingest.store([pending(midnight + dt.timedelta(minutes=m)) for m in (10, 50)])
+    row = tally(website, midnight + dt.timedelta(minutes=50))
+    assert (row.day_session_visitors, row.day_returning) == (1, 0)
+    first, second = Session.objects.filter(website=website).order_by("started_at")
+    assert (first.last_event_at, first.pageviews) == (midnight + dt.timedelta(minutes=10), 2)
+    assert (second.started_at, second.pageviews) == (midnight + dt.timedelta(minutes=50), 1)
 
 
 def test_an_engagement_without_a_session_counts_only_as_an_event(website):
