@@ -37,8 +37,10 @@ earlier day rows there has it, read in one index range per visitor (website, kin
 visitor, period) after the day rows are written (a day row this batch changed is taken
 with its bits before). Ingest holds each visitor's lock while it writes (on SQLite, the
 one writer), so no other batch changes those rows between the write and the read. Most
-events need no read: a visitor's day row has its hour's bit already; on PostgreSQL, a
-visitor with no session in the `HISTORY` has no earlier day row either (`known`). So a
+events need no read: a visitor's day row has its hour's bit already; a visitor with no
+session in the `HISTORY` has no earlier day row either, and the latest session of the
+others, which ingest reads anyway (`known`), mostly tells whether they had one this week
+and month. So a
 visitor new to the month costs one row and one index probe (three rows, as rows per
 week and month cost, made ingest 1.6-1.7x as costly as without aggregates).
 
@@ -549,8 +551,8 @@ class _Batch:
         """Count the first sessions of a period (`firsts`) whose visitor had a session that
         ended in the lookback before the period began.
 
-        This batch's sessions count, and the visitor's sessions before it: on PostgreSQL
-        the latest one (`known`) answers when it ended before the period began (it is the
+        This batch's sessions count, and the visitor's sessions before it: the latest one
+        (`known`, from ingest) answers when it ended before the period began (it is the
         last to end) and this batch did not go on with it; only the others are read, from
         the session table."""
         lasts: dict[tuple[int, int], list[int]] = defaultdict(list)

@@ -236,15 +236,13 @@ def store(batch: Sequence[Pending]) -> list[tuple[Pending, _Session | None, _Ses
             return changes
         _lock_visitors(cursor, batch)
         sessions = _open_sessions(cursor, batch)
-        # PostgreSQL: the latest session of each visitor with one in the aggregates' history
-        known = None
-        if connection.vendor == "postgresql":
-            known = {
-                key: aggregates.Latest(
-                    aggregates.micros(s.started_at), aggregates.micros(s.last_event_at), s.pageviews
-                )
-                for key, s in sessions.items()
-            }
+        # the latest session of each visitor with one in the aggregates' history
+        known = {
+            key: aggregates.Latest(
+                aggregates.micros(s.started_at), aggregates.micros(s.last_event_at), s.pageviews
+            )
+            for key, s in sessions.items()
+        }
         ended: list[tuple[tuple[int, int], _Session]] = []  # changed, then ended here
         for pending in batch:
             key = (pending.website_pk, pending.visitor)
@@ -323,31 +321,31 @@ def _open_sessions(cursor, batch: Sequence[Pending]) -> dict[tuple[int, int], _S
     """The latest session of each visitor of the batch that may still be open: one that
     had an event in the last `SESSION_GAP`, the caller checks.
 
-    On PostgreSQL the read reaches as far back as the aggregates' check of returning
-    visitors looks (`aggregates.HISTORY`), for the same one index probe per visitor: a
-    visitor it does not find has no earlier session that check could find, so the
-    aggregates look up only the others (`known`; most visitors of a busy site are new).
-    SQLite reads every session of the range, so there it keeps to the gap."""
-    postgres = connection.vendor == "postgresql"
-    since = min(pending.ts for pending in batch) - (aggregates.HISTORY if postgres else SESSION_GAP)
-    if postgres:
+    The read reaches as far back as the aggregates' check of returning visitors looks
+    (`aggregates.HISTORY`), for the same index range per visitor: a visitor it does not
+    find has no earlier session or day that the aggregates could ask about, and for most
+    others the latest session answers them (`known`; most visitors of a busy site are
+    new). On SQLite the range holds every session of the visitor since then, of which
+    the query keeps the latest."""
+    since = min(pending.ts for pending in batch) - aggregates.HISTORY
+    if connection.vendor == "postgresql":
         pairs = sorted({(pending.website_pk, pending.visitor) for pending in batch})
         rows = pg.run(cursor, _OPEN_SESSIONS_PG, [pg.as_json(pairs), since])
-    else:
+    else:  # SQLite takes a bare column's values from the row of the group's max()
         websites = sorted({pending.website_pk for pending in batch})
         visitors = sorted({pending.visitor for pending in batch})
         cursor.execute(
-            f"SELECT id, website_id, visitor, {_SESSION_COLUMNS} FROM zenovay_session"  # noqa: S608
-            f" WHERE website_id IN ({', '.join(['%s'] * len(websites))})"
+            f"SELECT id, website_id, visitor, {_SESSION_COLUMNS}, max(last_event_at)"  # noqa: S608
+            f" FROM zenovay_session WHERE website_id IN ({', '.join(['%s'] * len(websites))})"
             f" AND visitor IN ({', '.join(['%s'] * len(visitors))})"
-            " AND last_event_at >= %s ORDER BY last_event_at",
+            " AND last_event_at >= %s GROUP BY website_id, visitor",
             [*websites, *visitors, connection.ops.adapt_datetimefield_value(since)],
         )
-        rows = cursor.fetchall()
+        rows = [row[:-1] for row in cursor.fetchall()]
     found: dict[tuple[int, int], _Session] = {}
     for row in rows:
         pk, website_pk, visitor, started, last, pageviews, custom, entry, exit_path, *facts = row
-        found[(website_pk, visitor)] = _Session(  # ordered: the latest one wins
+        found[(website_pk, visitor)] = _Session(
             id=pk,
             started_at=_aware(started),
             last_event_at=_aware(last),
