@@ -40,9 +40,8 @@ one writer), so no other batch changes those rows between the write and the read
 events need no read: a visitor's day row has its hour's bit already; a visitor with no
 session in the `HISTORY` has no earlier day row either, and the latest session of the
 others, which ingest reads anyway (`known`), mostly tells whether they had one this week
-and month. So a
-visitor new to the month costs one row and one index probe (three rows, as rows per
-week and month cost, made ingest 1.6-1.7x as costly as without aggregates).
+and month. So a visitor new to the month costs one row (three, as rows per week and month
+cost, made ingest 1.6-1.7x as costly as without aggregates).
 
 Breakdowns (per page, referrer, UTM source, country, device, browser, OS, event name) are
 not kept here: their counts and their visitors come from the day sketches
@@ -62,10 +61,11 @@ of 30 days <= 2,880; the yesterday cut-off adds two index ranges over one quarte
 grows with the number of events. The 5-minute window stays a query on raw events over the
 (website, ts) index: O(events in the window).
 
-Cost of a batch: one SELECT of the batch's websites' time zones, one SELECT of earlier
-sessions of the visitors that start a session, one multi-row INSERT ... ON CONFLICT DO
-UPDATE ... RETURNING of day rows, one SELECT of the earlier day rows of the visitors new
-to a day, and one multi-row upsert of Tally, rows sorted by key so concurrent batches
+Cost of a batch: one SELECT of the batch's websites' time zones, one multi-row INSERT ...
+ON CONFLICT DO UPDATE ... RETURNING of day rows, one SELECT of the earlier day rows and one
+of the earlier sessions of the visitors whose latest session does not settle their week,
+month or returning check (none when every visitor is new), and one multi-row upsert of
+Tally, rows sorted by key so concurrent batches
 lock them in the same order and never deadlock. A new visitor costs one first-seen row; a
 known one a changed day row in a new hour, and nothing while its session stays in the
 hour.
@@ -326,10 +326,6 @@ class _Later:
         self.page_us = _earliest(self.page_us, page_us)
         self.session_us = _earliest(self.session_us, session_us)
 
-    @property
-    def bits(self) -> int:
-        return (self.page_us is not None) * PAGEVIEW | (self.session_us is not None) * SESSION
-
 
 def _earliest(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else min(a, b)
@@ -558,36 +554,35 @@ class _Batch:
         lasts: dict[tuple[int, int], list[int]] = defaultdict(list)
         for (pk, visitor, _), last in self.batch_sessions.items():
             lasts[(pk, visitor)].append(last)
+        settled = [self._settled(pk, visitor, period) for pk, visitor, _, period, _ in self.firsts]
         unsettled: dict[tuple[int, int], int] = {}  # -> the earliest period asked about
-        answered: set[tuple[int, int, int]] = set()  # (website, visitor, period)
-        for pk, visitor, _, period, _ in self.firsts:
-            if self._answers(pk, visitor, period):
-                answered.add((pk, visitor, period))
-            else:
+        for (pk, visitor, _, period, _), table in zip(self.firsts, settled, strict=True):
+            if table is None:
                 unsettled[(pk, visitor)] = min(period, unsettled.get((pk, visitor), period))
         read = self._earlier_sessions(cursor, unsettled)
-        for pk, visitor, kind, period, us in self.firsts:
-            found = list(lasts.get((pk, visitor), ()))
-            if (pk, visitor, period) in answered:
-                latest = self.known.get((pk, visitor)) if self.known is not None else None
-                found += [latest.last_us] if latest is not None else []
-            else:
-                found += read.get((pk, visitor), [])
+        for (pk, visitor, kind, period, us), table in zip(self.firsts, settled, strict=True):
+            before = read.get((pk, visitor), []) if table is None else table
+            found = [*lasts.get((pk, visitor), []), *before]
             start = period * 1_000_000
             if any(start - _LOOKBACK_US <= last < start for last in found):
                 self.tally[(pk, us // QUARTER_US)][_RETURNING[kind]] += 1
 
-    def _answers(self, pk: int, visitor: int, period: int) -> bool:
-        """Whether ingest's latest session of the visitor (`known`) settles a returning
-        check for a period: there is none, or it ended before the period began, as it
-        stands (this batch did not go on with it)."""
+    def _settled(self, pk: int, visitor: int, period: int) -> list[int] | None:
+        """The last-event times of the visitor's sessions before the batch that matter to a
+        returning check for a period, when ingest's latest session (`known`) settles it:
+        there is none (no times), or it ended before the period began (its time), as it
+        stands (this batch did not go on with it). None when the table must be read."""
         if self.known is None:
-            return False
+            return None
         latest = self.known.get((pk, visitor))
-        return latest is None or (
+        if latest is None:
+            return []
+        if (
             latest.last_us < period * 1_000_000
             and (pk, visitor, latest.started_us) not in self.batch_sessions
-        )
+        ):
+            return [latest.last_us]
+        return None
 
     def _earlier_sessions(
         self, cursor, asked: dict[tuple[int, int], int]
