@@ -1,5 +1,5 @@
 -- wrk script for bench/ingest.py (and bench/soak.py):
---   wrk -s bench/ingest.lua URL -- MODE CODE HOST VISITORS [DELAY_MS]
+--   wrk -s bench/ingest.lua URL -- MODE CODE HOST VISITORS [DELAY_MS [STREAM]]
 --
 -- MODE "empty"   GET  /bench/empty   (the baseline Django view)
 --      "json"    POST /bench/json    (collect's decorators and body, no ingest)
@@ -10,6 +10,8 @@
 -- public addresses per thread, so visitors (and their sessions) differ and repeat.
 -- DELAY_MS > 0: each connection waits that long before each request (wrk's delay()),
 -- capping the rate at connections * 1000 / DELAY_MS per second; absent or 0: no wait.
+-- STREAM numbers the wrk processes of one run (default 0): each thread of each process
+-- draws its own visitors, so servers loaded by separate wrk processes get different ones.
 -- Each thread counts response statuses; done() prints one "BENCH_RESULT {json}" line.
 
 local agents = {
@@ -61,6 +63,7 @@ function init(args)
   host = args[3] or "bench.example"
   local pool = tonumber(args[4] or "2000")
   pause = tonumber(args[5] or "0")
+  local stream = tonumber(args[6] or "0")
   if pause > 0 then
     -- Defined only when asked for: wrk checks for delay() after init(), and without it
     -- sends the next request at once (no timer per request).
@@ -69,7 +72,7 @@ function init(args)
     end
   end
   statuses = {}  -- global: read back by done() through thread:get
-  math.randomseed(1000 + 7919 * (thread_id or 1))
+  math.randomseed(1000 + 7919 * (thread_id or 1) + 104729 * stream)
   for i = 1, pool do
     visitors[i] = {
       ip = string.format("%d.%d.%d.%d", octets[math.random(#octets)], math.random(0, 255),
