@@ -226,9 +226,14 @@ def apply(
 
 def website_zones(website_pks: Iterable[int]) -> dict[int, str]:
     """The time zone of each of these websites that still exists, in the caller's
-    transaction. A website deleted while its events were on their way is missing here;
-    one deleted during the batch fails the batch's foreign-key check at commit, and the
-    writer then retries each event alone, when it is missing here."""
+    transaction, which on PostgreSQL also holds them (a key-share lock) until it ends.
+
+    Events and sessions have no foreign-key constraint (see `Event.website`); this lock is
+    what keeps them from outliving their website. A website deleted while its events were
+    on their way is missing here. A deletion locks the website's row before it deletes its
+    rows (`zenovay.signals`), so it waits for the batches that hold the website and then
+    deletes their events too, or the batches wait for it and then find the website gone.
+    SQLite has one writer at a time: a batch and a deletion never overlap."""
     pks = sorted(website_pks)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -238,7 +243,10 @@ def website_zones(website_pks: Iterable[int]) -> dict[int, str]:
         return dict(cursor.fetchall())
 
 
-_ZONES_PG = "SELECT id, timezone FROM zenovay_website WHERE id = ANY(%s::bigint[])"
+_ZONES_PG = (
+    "SELECT id, timezone FROM zenovay_website WHERE id = ANY(%s::bigint[])"
+    " ORDER BY id FOR KEY SHARE"
+)
 
 
 TALLY_COLUMNS = (

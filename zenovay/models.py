@@ -156,7 +156,13 @@ class Event(models.Model):
     # alone cost every insert a b-tree more, and a planner without statistics yet (a new
     # install, a bulk load) took it to find a visitor's session, reading every row of the
     # site: 43 ms a batch after 8,000 sessions.
-    website = models.ForeignKey(Website, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No database constraint either: PostgreSQL checked it for every row at commit, each
+    # check locking the website's row again, and concurrent batches shared that lock
+    # through a multixact. A batch instead locks its websites once (ingest.store), and a
+    # website's deletion locks it first (zenovay.signals), so no event outlives its website.
+    website = models.ForeignKey(
+        Website, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     ts = models.DateTimeField()
     type = models.CharField(max_length=10, choices=TYPES)
     visitor = models.BigIntegerField(help_text="Keyed hash of website, IP and user agent.")
@@ -185,8 +191,10 @@ class Event(models.Model):
 
 
 class Session(models.Model):
-    # No index of its own, as Event's.
-    website = models.ForeignKey(Website, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No index of its own and no database constraint, as Event's.
+    website = models.ForeignKey(
+        Website, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     visitor = models.BigIntegerField()
     started_at = models.DateTimeField()
     last_event_at = models.DateTimeField()

@@ -10,11 +10,12 @@ import types
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import DataError
+from django.db import DataError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
 from tests.factories import DESKTOP_UA, body, post_collect, sender
+from tests.servers import wait_until
 from zenovay import ingest, payload, salts, writer
 from zenovay.models import Event, Session, Website
 
@@ -229,3 +230,80 @@ def test_first_pageviews_at_once_on_several_processes_open_one_session_per_visit
     assert list(doubled) == []
     assert Session.objects.count() == len(agents)
     assert sorted(Session.objects.values_list("pageviews", flat=True)) == [3] * len(agents)
+
+
+def _waiting_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def _in_thread(work, *events: threading.Event) -> tuple[threading.Thread, list]:
+    """`work()` on a thread with its own connection; what it returned or raised, once done."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except Exception as exc:  # handed to the test
+            outcome.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has one writer")
+def test_a_website_deleted_while_a_batch_writes_to_it_takes_the_batchs_events_with_it(shop):
+    """Events have no foreign-key constraint: the batch's lock on its website keeps the
+    deletion waiting until the batch has committed, and the deletion then takes its rows."""
+    stored, release = threading.Event(), threading.Event()
+
+    def write_and_hold() -> int:
+        with transaction.atomic():
+            changes = ingest.store([pending(shop, f"/late{n}") for n in range(3)])
+            stored.set()
+            assert release.wait(20)
+        return len(changes)
+
+    writing, written = _in_thread(write_and_hold)
+    assert stored.wait(20)
+    deleting, deleted = _in_thread(lambda: Website.objects.filter(pk=shop.pk).delete())
+    wait_until(lambda: _waiting_on_a_lock() or deleted, 20, "the deletion waits or ends")
+    release.set()
+    writing.join(20)
+    deleting.join(20)
+    assert written == [3]
+    assert not isinstance(deleted[0], Exception), deleted
+    assert not Website.objects.filter(pk=shop.pk).exists()
+    assert Event.objects.filter(website_id=shop.pk).count() == 0  # no orphans
+    assert Session.objects.filter(website_id=shop.pk).count() == 0
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has one writer")
+def test_a_batch_that_comes_while_its_website_is_deleted_waits_and_stores_nothing(shop):
+    deleted, release = threading.Event(), threading.Event()
+
+    def delete_and_hold() -> None:
+        with transaction.atomic():
+            Website.objects.filter(pk=shop.pk).delete()
+            deleted.set()
+            assert release.wait(20)
+
+    deleting, _ = _in_thread(delete_and_hold)
+    assert deleted.wait(20)
+    writing, written = _in_thread(
+        lambda: ingest.store([pending(shop, f"/after{n}") for n in range(3)])
+    )
+    wait_until(lambda: _waiting_on_a_lock() or written, 20, "the batch waits or ends")
+    release.set()
+    deleting.join(20)
+    writing.join(20)
+    assert written == [[]]  # its website is gone: nothing stored, the writer answers 404
+    assert Event.objects.filter(website_id=shop.pk).count() == 0
+    assert Session.objects.filter(website_id=shop.pk).count() == 0
