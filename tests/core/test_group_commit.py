@@ -241,7 +241,7 @@ def _waiting_on_a_lock() -> bool:
         return cursor.fetchone()[0] > 0
 
 
-def _in_thread(work, *events: threading.Event) -> tuple[threading.Thread, list]:
+def _in_thread(work) -> tuple[threading.Thread, list]:
     """`work()` on a thread with its own connection; what it returned or raised, once done."""
     outcome: list = []
 
